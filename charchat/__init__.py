@@ -1,0 +1,3 @@
+"""charchat: a character-level LSTM you talk to in a terminal."""
+
+__version__ = "0.1.0"

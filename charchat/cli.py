@@ -1,0 +1,230 @@
+"""The command line: a thin translator from core calls and errors to output and exit codes.
+
+torch is imported only inside `train` and `eval`, so `--help`, `--version`, `models` and the
+chat start fast.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from charchat import __version__
+from charchat.errors import CharchatError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Talk to a character-level LSTM: type a few characters, watch it continue them.\n\n"
+    "Bare `charchat` starts a chat on the default model (piped stdin: each line is a seed "
+    "or a /command).",
+)
+
+
+class Mode(str, Enum):
+    greedy = "greedy"
+    sample = "sample"
+    top_k = "top-k"
+    top_p = "top-p"
+
+
+class Preset(str, Enum):
+    small = "small"
+    medium = "medium"
+    large = "large"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+def fail(message: str, code: int = 1) -> None:
+    """One clear line on stderr and an exit code."""
+    from charchat.render import safe_text
+
+    sys.stderr.write(f"charchat: error: {safe_text(message, keep_newlines=False)}\n")
+    sys.stderr.flush()
+    raise typer.Exit(code)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"charchat {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback(invoke_without_command=True)
+def chat(
+    ctx: typer.Context,
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name or path."),
+    temp: float = typer.Option(0.8, "--temp", "-t", help="Softmax temperature (0 = greedy)."),
+    mode: Mode = typer.Option(Mode.sample, "--mode", help="How the next character is chosen."),
+    top_k: int = typer.Option(40, "--top-k", help="Characters kept in top-k mode."),
+    top_p: float = typer.Option(0.9, "--top-p", help="Probability mass kept in top-p mode."),
+    length: int = typer.Option(400, "--length", "-n", help="Characters generated per seed."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed: same seed, same text."),
+    whole: bool = typer.Option(False, "--whole", help="Piped: all of stdin is one seed."),
+    echo: bool = typer.Option(False, "--echo", help="Piped: write each seed before its text."),
+    version: bool = typer.Option(
+        False, "--version", callback=version_callback, is_eager=True, help="Show the version."
+    ),
+) -> None:
+    """Chat with a model (the default when no command is given)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from charchat.chat import ChatOptions, run_chat
+
+    options = ChatOptions(
+        model=model,
+        temperature=temp,
+        mode=mode.value,
+        top_k=top_k,
+        top_p=top_p,
+        length=length,
+        seed=seed,
+        whole=whole,
+        echo=echo,
+    )
+    try:
+        code = run_chat(options)
+    except CharchatError as e:
+        fail(str(e), 2 if getattr(e, "usage", False) else 1)
+    raise typer.Exit(code)
+
+
+@app.command()
+def train(
+    corpus: Path = typer.Argument(..., help="A UTF-8 text file to learn from."),
+    name: Optional[str] = typer.Option(None, "--name", help="Save as NAME in the user models dir."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Save to this path."),
+    preset: Preset = typer.Option(Preset.medium, "--preset", help="Model size."),
+    layers: Optional[int] = typer.Option(None, "--layers", help="LSTM layers (overrides preset)."),
+    hidden: Optional[int] = typer.Option(None, "--hidden", help="Units per layer."),
+    embedding: Optional[int] = typer.Option(None, "--embedding", help="Embedding size."),
+    dropout: Optional[float] = typer.Option(None, "--dropout", help="Dropout probability."),
+    seq_len: int = typer.Option(128, "--seq-len", help="Characters per BPTT window."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Parallel streams per batch."),
+    lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate."),
+    weight_decay: float = typer.Option(0.05, "--weight-decay", help="AdamW weight decay."),
+    epochs: float = typer.Option(20.0, "--epochs", help="Passes over the training text."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Wall-clock budget."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Held out from the end."),
+    seed: int = typer.Option(1234, "--seed", help="Random seed."),
+    device: Device = typer.Option(Device.auto, "--device", help="Where to train."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run checkpointed for OUT."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing model file."),
+) -> None:
+    """Train a model on a text file."""
+    from charchat.trainui import run_training
+
+    try:
+        code = run_training(
+            corpus=corpus,
+            name=name,
+            out=out,
+            preset=preset.value,
+            arch_overrides={"layers": layers, "hidden": hidden, "embedding": embedding, "dropout": dropout},
+            train_options={
+                "seq_len": seq_len,
+                "batch_size": batch_size,
+                "lr": lr,
+                "weight_decay": weight_decay,
+                "epochs": epochs,
+                "minutes": minutes,
+                "val_fraction": val_fraction,
+                "seed": seed,
+                "device": device.value,
+            },
+            resume=resume,
+            force=force,
+            argv=sys.argv[1:],
+        )
+    except CharchatError as e:
+        fail(str(e))
+    raise typer.Exit(code)
+
+
+@app.command("eval")
+def evaluate(
+    model: str = typer.Argument(..., help="Model name or path."),
+    text: Path = typer.Argument(..., help="A UTF-8 text file to score."),
+    tail: Optional[float] = typer.Option(
+        None, "--tail", help="Score only the last fraction of the text (0.1 = a held-out 10 %)."
+    ),
+) -> None:
+    """Bits per character of a model on a text: whole text, in order, state carried."""
+    try:
+        from charchat.evaluate import evaluate_file
+
+        result = evaluate_file(model, text, tail)
+    except CharchatError as e:
+        fail(str(e))
+    sys.stdout.write(
+        f"bits/char   {result.bits_per_char:.4f}\n"
+        f"nats/char   {result.nats_per_char:.4f}\n"
+        f"scored      {result.scored:,} characters of {result.characters:,}\n"
+        f"skipped     {result.skipped:,} outside the vocabulary\n"
+    )
+
+
+@app.command()
+def models() -> None:
+    """List the bundled and user models."""
+    from charchat.modelfile import available_models, load_model, user_models_dir
+    from charchat.render import safe_text
+
+    rows = []
+    for name, where, path in available_models():
+        try:
+            m = load_model(path)
+        except CharchatError as e:
+            rows.append((name, where, "-", "-", f"unreadable: {e}", "-", path.stat().st_size))
+            continue
+        card = m.card
+        bpc = card.get("best_val_bits_per_char")
+        rows.append(
+            (
+                name,
+                where,
+                f"{m.parameters / 1e6:.2f}M ({m.config.layers}x{m.config.hidden})",
+                str(len(m.vocab)),
+                str(card.get("corpus", "?")),
+                f"{bpc:.3f}" if isinstance(bpc, (int, float)) and math.isfinite(bpc) else "-",
+                path.stat().st_size,
+            )
+        )
+    if not rows:
+        sys.stderr.write(f"charchat: no models found (user models go in {user_models_dir()})\n")
+        return
+    from rich.table import Table
+
+    from charchat.render import stdout_console
+
+    table = Table(box=None if not sys.stdout.isatty() else None, pad_edge=False)
+    for column in ("name", "where", "parameters", "vocab", "trained on", "val bits/char", "size"):
+        table.add_column(column, justify="right" if column in ("vocab", "val bits/char", "size") else "left")
+    for row in rows:
+        table.add_row(*(safe_text(str(v), False) for v in row[:-1]), f"{row[-1] / 1e6:.1f} MB")
+    stdout_console().print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        sys.exit(130)
+    except BrokenPipeError:
+        from charchat.pipe import silence_broken_pipe
+
+        silence_broken_pipe()
+        sys.exit(0)

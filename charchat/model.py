@@ -1,0 +1,39 @@
+"""The torch module used for training and evaluation: embedding -> stacked LSTM -> linear head."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from charchat.modelfile import ModelConfig, ModelFile
+
+
+class CharLSTM(nn.Module):
+    def __init__(self, vocab_size: int, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(vocab_size, config.embedding)
+        self.lstm = nn.LSTM(
+            config.embedding,
+            config.hidden,
+            num_layers=config.layers,
+            dropout=config.dropout if config.layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.drop = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.hidden, vocab_size)
+
+    def forward(self, ids: torch.Tensor, state=None):
+        """ids (batch, time) -> logits (batch, time, vocab), new state (h, c)."""
+        out, state = self.lstm(self.embedding(ids), state)
+        return self.head(self.drop(out)), state
+
+    def numpy_tensors(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().float().numpy().copy() for k, v in self.state_dict().items()}
+
+    @classmethod
+    def from_file(cls, model: ModelFile) -> CharLSTM:
+        module = cls(len(model.vocab), model.config)
+        module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.tensors.items()})
+        return module

@@ -1,0 +1,113 @@
+"""Choosing the next character: pure functions of logits, settings and an explicit generator.
+
+Temperature T reweights the model's distribution as softmax(logits / T), computed in log
+space so that T -> 0 becomes greedy and a huge T becomes uniform without overflow or NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from charchat.errors import CharchatError
+
+MODES = ("greedy", "sample", "top-k", "top-p")
+MAX_TEMPERATURE = 100.0
+# Below this, softmax(logits / T) is one-hot for any logits a float32 model produces.
+GREEDY_BELOW = 1e-4
+
+
+@dataclass(frozen=True)
+class Settings:
+    temperature: float = 0.8
+    mode: str = "sample"  # one of MODES
+    top_k: int = 40  # used in mode top-k
+    top_p: float = 0.9  # used in mode top-p
+
+    def check(self) -> Settings:
+        t = self.temperature
+        if not isinstance(t, (int, float)) or not np.isfinite(t) or not 0 <= t <= MAX_TEMPERATURE:
+            raise CharchatError(f"temperature must be from 0 to {MAX_TEMPERATURE:g} (0 = greedy)")
+        if self.mode not in MODES:
+            raise CharchatError(f"mode must be one of: {', '.join(MODES)}")
+        if not isinstance(self.top_k, int) or self.top_k < 1:
+            raise CharchatError("top-k must be a whole number of at least 1")
+        if not 0 < self.top_p <= 1:
+            raise CharchatError("top-p must be above 0 and at most 1")
+        return self
+
+    def with_(self, **changes) -> Settings:
+        return replace(self, **changes).check()
+
+    @property
+    def is_greedy(self) -> bool:
+        return self.mode == "greedy" or self.temperature < GREEDY_BELOW
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    z = np.nan_to_num(z, nan=-np.inf, posinf=np.finfo(np.float64).max)
+    z = z - z.max()
+    return z - np.log(np.exp(z).sum())
+
+
+def tempered_logprobs(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """log softmax(logits / T); for T below GREEDY_BELOW, all mass on the (first) maximum."""
+    base = log_softmax(logits)
+    if temperature < GREEDY_BELOW:
+        out = np.full_like(base, -np.inf)
+        out[int(np.argmax(base))] = 0.0
+        return out
+    return log_softmax(base / temperature)
+
+
+def probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    return np.exp(tempered_logprobs(logits, temperature))
+
+
+def kept_mask(probs: np.ndarray, settings: Settings) -> np.ndarray:
+    """Which characters the mode lets through (top-k / top-p cut the tail; ties by index)."""
+    order = np.argsort(-probs, kind="stable")
+    keep = np.zeros(len(probs), dtype=bool)
+    if settings.mode == "top-k":
+        keep[order[: settings.top_k]] = True
+    elif settings.mode == "top-p":
+        cumulative = np.cumsum(probs[order])
+        count = int(np.searchsorted(cumulative, settings.top_p * cumulative[-1])) + 1
+        keep[order[:count]] = True
+    else:
+        keep[:] = True
+    return keep & (probs > 0)
+
+
+def distribution(logits: np.ndarray, settings: Settings) -> np.ndarray:
+    """The distribution the next character is actually drawn from."""
+    if settings.is_greedy:
+        probs = np.zeros(len(logits))
+        probs[int(np.argmax(log_softmax(logits)))] = 1.0
+        return probs
+    probs = probabilities(logits, settings.temperature)
+    probs = np.where(kept_mask(probs, settings), probs, 0.0)
+    return probs / probs.sum()
+
+
+def draw(probs: np.ndarray, rng: np.random.Generator) -> int:
+    """Inverse-CDF draw: one uniform number per character, never a zero-probability index."""
+    cdf = np.cumsum(probs)
+    index = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
+    if index >= len(probs) or probs[index] <= 0:
+        index = int(np.flatnonzero(probs > 0)[-1])
+    return index
+
+
+def sample(logits: np.ndarray, settings: Settings, rng: np.random.Generator) -> int:
+    if settings.is_greedy:
+        return int(np.argmax(log_softmax(logits)))
+    return draw(distribution(logits, settings), rng)
+
+
+def entropy_bits(probs: np.ndarray) -> float:
+    p = np.asarray(probs, dtype=np.float64)
+    p = p[p > 0]
+    return float(-(p * np.log2(p)).sum()) + 0.0  # never -0.0

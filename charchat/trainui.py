@@ -1,0 +1,162 @@
+"""The terminal side of `charchat train`: paths, a rich progress bar on stderr, samples."""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from charchat.errors import CharchatError
+from charchat.modelfile import SUFFIX, ModelConfig, user_models_dir
+from charchat.render import safe_text, stderr_console
+
+
+def output_path(corpus: Path, name: str | None, out: Path | None) -> Path:
+    if name and out:
+        raise CharchatError("give --name or --out, not both")
+    if out is not None:
+        path = Path(out)
+        return path if path.name.endswith(SUFFIX) else path.with_name(path.name + SUFFIX)
+    stem = name or Path(corpus).stem
+    if not stem or "/" in stem or os.sep in stem:
+        raise CharchatError("--name must be a plain name (use --out for a path)")
+    return user_models_dir() / f"{stem}{SUFFIX}"
+
+
+def check_writable(path: Path, force: bool, resume: bool) -> None:
+    if path.is_dir():
+        raise CharchatError(f"{path} is a directory; give a file path with --out")
+    if path.exists() and not (force or resume):
+        raise CharchatError(f"{path} already holds a model; use --force to overwrite it")
+    folder = path.parent
+    if not folder.exists():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CharchatError(f"cannot create {folder}: {e.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise CharchatError(f"cannot write to {folder}: permission denied")
+
+
+def model_config_for(preset: str, overrides: dict) -> ModelConfig:
+    from charchat.train import PRESETS
+
+    config = replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+    config.check()
+    return config
+
+
+class TrainingView:
+    """Turns training events into a progress bar and sample blocks on stderr."""
+
+    def __init__(self):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.console = stderr_console()
+        self.progress = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} steps"),
+            TextColumn("{task.fields[speed]}"),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("val {task.fields[val]} bits/char"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.task = None
+        self.last_time = None
+        self.last_chars = 0
+        self.speed = "-"
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+
+    def __call__(self, event: dict) -> None:
+        kind = event["kind"]
+        if kind == "start":
+            self.console.print(
+                f"model: {event['params'] / 1e6:.2f}M parameters, vocabulary {event['vocab']}, "
+                f"device {event['device']}",
+                markup=False,
+            )
+            self.task = self.progress.add_task("train", total=event["total_steps"], speed="-", loss="-", val="-")
+        elif kind == "schedule":
+            self.progress.update(self.task, total=event["steps"])
+            self.console.print(f"time budget: schedule fitted to {event['steps']} steps", markup=False)
+        elif kind == "step":
+            p = event["progress"]
+            now = time.perf_counter()
+            if self.last_time is None or now - self.last_time > 2:
+                if self.last_time is not None:
+                    self.speed = f"{(p.chars_seen - self.last_chars) / (now - self.last_time):,.0f} chars/s"
+                self.last_time, self.last_chars = now, p.chars_seen
+            self.progress.update(self.task, completed=event["step"], speed=self.speed, loss=f"{event['loss']:.3f}")
+        elif kind == "val":
+            val = event["val_nats"]
+            shown = f"{val / math.log(2):.3f}" if math.isfinite(val) else "-"
+            self.progress.update(self.task, val=shown)
+        elif kind == "samples":
+            lines = [f"samples after step {self.progress.tasks[0].completed}, seed {event['seed']!r}:"]
+            for temperature, text in event["samples"].items():
+                lines.append(f"  T={temperature:<4} {safe_text(text, keep_newlines=False)}")
+            self.console.print("\n".join(lines), markup=False, highlight=False)
+        elif kind == "nonfinite":
+            self.console.print(
+                f"warning: non-finite loss or gradient at step {event['step']}; step skipped "
+                f"({event['skipped']} so far)",
+                markup=False,
+            )
+        elif kind == "rollback":
+            self.console.print(
+                "warning: repeated non-finite steps; rolled back to the last good state and "
+                f"halved the learning rate (now x{event['lr_scale']:g})",
+                markup=False,
+            )
+        elif kind == "resumed":
+            self.console.print(f"resumed at step {event['step']}", markup=False)
+
+
+def run_training(
+    corpus: Path,
+    name: str | None,
+    out: Path | None,
+    preset: str,
+    arch_overrides: dict,
+    train_options: dict,
+    resume: bool,
+    force: bool,
+    argv: list[str],
+) -> int:
+    from charchat.train import TrainConfig, TrainingInterrupted, train
+
+    path = output_path(corpus, name, out)
+    check_writable(path, force, resume)
+    explicit_arch = any(v is not None for v in arch_overrides.values()) or "--preset" in argv
+    config = model_config_for(preset, arch_overrides) if (explicit_arch or not resume) else None
+    cfg = TrainConfig(**train_options)
+    with TrainingView() as view:
+        try:
+            model = train(corpus, path, config, cfg, resume=resume, on_event=view)
+        except TrainingInterrupted as e:
+            view.progress.stop()
+            again = " ".join(shlex.quote(a) for a in ["charchat", *argv] if a != "--resume")
+            sys.stderr.write(f"charchat: {e}; resume with: {again} --resume\n")
+            return 130
+    card = model.card
+    bpc = card.get("best_val_bits_per_char")
+    sys.stderr.write(
+        f"saved {path} ({card['steps']} steps, {card['chars_trained_on']:,} characters, "
+        f"{card['train_seconds']:.0f} s"
+        + (f", best validation {bpc:.4f} bits/char" if bpc is not None else "")
+        + ")\n"
+    )
+    return 0

@@ -1,0 +1,141 @@
+"""Characters <-> ids, corpus reading, and the policy for characters a model has never seen."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from charchat.errors import CharchatError
+
+# Typographic characters people paste that a plain-ASCII corpus spells differently.
+_TYPOGRAPHIC = {
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201a": "'",
+    "\u201b": "'",
+    "\u2032": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u201e": '"',
+    "\u201f": '"',
+    "\u2033": '"',
+    "\u00ab": '"',
+    "\u00bb": '"',
+    "\u2013": "-",
+    "\u2014": "--",
+    "\u2212": "-",
+    "\u2026": "...",
+    "\u00a0": " ",
+    "\u2009": " ",
+    "\u202f": " ",
+    "\t": "    ",
+}
+
+
+def normalize_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n")
+
+
+def decode_text(data: bytes, source: str = "input") -> str:
+    """UTF-8 text with a leading byte-order mark dropped and CRLF turned into LF."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CharchatError(
+            f"{source} is not valid UTF-8 text (bad byte at offset {e.start})"
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return normalize_newlines(text)
+
+
+def read_corpus(path: str | Path, min_chars: int = 2) -> str:
+    path = Path(path)
+    if not path.exists():
+        raise CharchatError(f"no such file: {path}")
+    if path.is_dir():
+        raise CharchatError(f"{path} is a directory, not a text file")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CharchatError(f"cannot read {path}: {e.strerror}") from None
+    if b"\x00" in data[:65536]:
+        raise CharchatError(f"{path} looks like a binary file (it contains NUL bytes)")
+    text = decode_text(data, str(path))
+    if len(text) < min_chars:
+        what = "empty" if not text else f"too short ({len(text)} characters)"
+        raise CharchatError(f"{path} is {what}; training needs at least {min_chars} characters")
+    return text
+
+
+@dataclass(frozen=True)
+class Encoded:
+    ids: list[int]
+    mapped: dict[str, str]  # character typed -> what the model read instead
+    dropped: list[str]  # characters with no sensible stand-in, in order of first appearance
+
+
+class Vocab:
+    """Every distinct character of a corpus, ordered by code point."""
+
+    def __init__(self, chars: list[str]):
+        if len(chars) < 1:
+            raise CharchatError("a vocabulary needs at least one character")
+        if any(not isinstance(c, str) or len(c) != 1 for c in chars):
+            raise CharchatError("a vocabulary holds single characters only")
+        if len(set(chars)) != len(chars):
+            raise CharchatError("the vocabulary lists a character twice")
+        self.chars = list(chars)
+        self.index = {c: i for i, c in enumerate(self.chars)}
+
+    @classmethod
+    def from_text(cls, text: str) -> Vocab:
+        return cls(sorted(set(text)))
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def __contains__(self, char: str) -> bool:
+        return char in self.index
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[i] for i in ids)
+
+    def encode_known(self, text: str) -> list[int]:
+        """Ids of text every character of which is in the vocabulary (training data)."""
+        return [self.index[c] for c in text]
+
+    def stand_in(self, char: str) -> str | None:
+        """What to read for a character the model never saw, or None to drop it."""
+        candidates = [
+            _TYPOGRAPHIC.get(char),
+            unicodedata.normalize("NFKC", char),
+            "".join(
+                c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)
+            ),
+        ]
+        candidates += [c.lower() for c in candidates if c] + [c.upper() for c in candidates if c]
+        for candidate in candidates:
+            if candidate and candidate != char and all(c in self.index for c in candidate):
+                return candidate
+        return None
+
+    def encode(self, text: str) -> Encoded:
+        """Ids for a seed: unknown characters are mapped to a stand-in or dropped."""
+        ids: list[int] = []
+        mapped: dict[str, str] = {}
+        dropped: list[str] = []
+        for char in normalize_newlines(text):
+            i = self.index.get(char)
+            if i is not None:
+                ids.append(i)
+                continue
+            substitute = self.stand_in(char)
+            if substitute is None:
+                if char not in dropped:
+                    dropped.append(char)
+                continue
+            mapped[char] = substitute
+            ids.extend(self.index[c] for c in substitute)
+        return Encoded(ids, mapped, dropped)

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+import torch
+from conftest import random_model
+
+from charchat.engine import Engine
+from charchat.model import CharLSTM
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_engine_matches_torch_over_1000_steps(layers):
+    model = random_model(layers=layers, hidden=24, embedding=8, seed=layers)
+    ids = np.random.default_rng(layers).integers(0, len(model.vocab), 1000)
+    with torch.no_grad():
+        expected, _ = CharLSTM.from_file(model).eval()(torch.as_tensor(ids)[None])
+    expected = expected[0].numpy()
+    engine = Engine(model)
+    got = engine.logits_after(ids)
+    scale = np.abs(expected).max()
+    assert np.abs(got - expected).max() <= 1e-5 * scale
+
+
+def test_feed_many_equals_feeding_one_by_one():
+    model = random_model(layers=3, seed=7)
+    ids = np.random.default_rng(0).integers(0, len(model.vocab), 300)
+    one, many = Engine(model), Engine(model)
+    for i in ids:
+        one.feed(int(i))
+    many.feed_many(ids)
+    np.testing.assert_allclose(many.state, one.state, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(many.logits(), one.logits(), rtol=1e-5, atol=1e-5)
+
+
+def test_snapshot_and_restore():
+    model = random_model()
+    engine = Engine(model)
+    engine.feed_many([1, 2, 3])
+    snap = engine.snapshot()
+    before = engine.logits().copy()
+    engine.feed_many([4, 5, 6])
+    assert not np.allclose(engine.logits(), before)
+    engine.restore(snap)
+    np.testing.assert_array_equal(engine.logits(), before)
+    engine.reset()
+    assert not engine.state.any()

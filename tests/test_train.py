@@ -1,0 +1,194 @@
+import math
+import signal
+
+import numpy as np
+import pytest
+import torch
+from conftest import TEXT, random_model
+
+from charchat.engine import Engine
+from charchat.errors import CharchatError
+from charchat.evaluate import evaluate_text
+from charchat.model import CharLSTM
+from charchat.modelfile import ModelConfig, load_model
+from charchat.sampling import log_softmax
+from charchat.train import (
+    Trainer,
+    TrainConfig,
+    TrainingInterrupted,
+    checkpoint_path,
+    train,
+    validation_nats_per_char,
+    sequential_nats,
+)
+
+TINY = ModelConfig(layers=2, hidden=16, embedding=8, dropout=0.1)
+FAST = TrainConfig(seq_len=16, batch_size=4, lr=1e-2, epochs=3, eval_every=10, warmup_steps=5, sample_length=20)
+
+
+def run(tmp_path, text=TEXT, config=TINY, cfg=FAST, stop_after=None, resume=False, name="m"):
+    losses = []
+    trainer_box = {}
+
+    def on_event(event):
+        if event["kind"] == "step":
+            losses.append(event["loss"])
+            if stop_after is not None and event["step"] == stop_after:
+                trainer_box["t"]._stop_signal = signal.SIGINT
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(text)
+    out = tmp_path / f"{name}.safetensors"
+    if resume:
+        return train(corpus, out, None, cfg, resume=True, on_event=on_event), losses
+    trainer = Trainer(text, "corpus.txt", out, config, cfg, on_event)
+    trainer_box["t"] = trainer
+    return trainer.run(), losses
+
+
+def test_loss_at_init_is_about_ln_vocab():
+    torch.manual_seed(0)
+    module = CharLSTM(40, TINY)
+    ids = torch.randint(0, 40, (4, 50))
+    logits, _ = module(ids)
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 40), ids.reshape(-1)).item()
+    assert abs(loss - math.log(40)) < 0.15
+
+
+def test_tiny_model_overfits_a_short_text(tmp_path):
+    text = "abcabdabe " * 60
+    cfg = TrainConfig(seq_len=16, batch_size=4, lr=2e-2, epochs=40, eval_every=1000, val_fraction=0.0, warmup_steps=5)
+    model, losses = run(tmp_path, text, ModelConfig(1, 32, 8, 0.0), cfg)
+    assert losses[0] > 1.5
+    assert np.mean(losses[-5:]) < 0.6  # the only uncertainty left: which of d/e/c follows "ab"
+
+
+def test_stepwise_equals_whole_sequence():
+    torch.manual_seed(1)
+    module = CharLSTM(20, ModelConfig(3, 16, 8, 0.5)).eval()
+    ids = torch.randint(0, 20, (1, 30))
+    whole, _ = module(ids)
+    state, steps = None, []
+    for t in range(30):
+        out, state = module(ids[:, t : t + 1], state)
+        steps.append(out)
+    assert torch.allclose(torch.cat(steps, dim=1), whole, atol=1e-6)
+
+
+def test_training_writes_a_loadable_model_with_a_card(tmp_path):
+    model, losses = run(tmp_path)
+    saved = load_model(tmp_path / "m.safetensors")
+    card = saved.card
+    assert card["corpus"] == "corpus.txt" and len(card["corpus_sha256"]) == 64
+    assert card["steps"] > 0 and card["chars_trained_on"] == card["steps"] * 64
+    assert card["best_val_bits_per_char"] < math.log2(len(saved.vocab))
+    for key in ("train_seconds", "device", "torch_version", "charchat_version", "date"):
+        assert key in card
+    assert losses[-1] < losses[0]
+
+
+def test_resume_continues_bit_for_bit(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _, straight = run(tmp_path / "a")
+    with pytest.raises(TrainingInterrupted):
+        run(tmp_path / "b", stop_after=13)
+    assert checkpoint_path(tmp_path / "b" / "m.safetensors").is_file()
+    _, rest = run(tmp_path / "b", resume=True)
+    first = straight[:13]
+    assert len(straight) == 13 + len(rest)
+    assert first + rest == straight  # exact float equality, not approximate
+
+
+def test_resume_test_would_catch_a_lost_rng_state(tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _, straight = run(tmp_path / "a")
+    with pytest.raises(TrainingInterrupted):
+        run(tmp_path / "b", stop_after=13)
+    monkeypatch.setattr(torch, "set_rng_state", lambda state: None)  # the control: forget dropout RNG
+    torch.manual_seed(999)
+    _, rest = run(tmp_path / "b", resume=True)
+    assert straight[13:] != rest
+
+
+def test_resume_with_other_corpus_or_architecture_is_refused(tmp_path):
+    with pytest.raises(TrainingInterrupted):
+        run(tmp_path, stop_after=3)
+    corpus = tmp_path / "corpus.txt"
+    out = tmp_path / "m.safetensors"
+    with pytest.raises(CharchatError, match="different architecture"):
+        train(corpus, out, ModelConfig(1, 16, 8, 0.1), FAST, resume=True)
+    corpus.write_text(TEXT.upper())
+    with pytest.raises(CharchatError, match="different corpus"):
+        train(corpus, out, None, FAST, resume=True)
+
+
+def test_nonfinite_steps_are_skipped_then_rolled_back(tmp_path, monkeypatch):
+    events = []
+    calls = {"n": 0}
+    real = torch.nn.functional.cross_entropy
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if 5 <= calls["n"] <= 8 else loss
+
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", flaky)
+    cfg = TrainConfig(seq_len=16, batch_size=4, epochs=2, eval_every=1000, val_fraction=0.0, warmup_steps=2)
+    trainer = Trainer(TEXT, "c.txt", tmp_path / "m.safetensors", TINY, cfg, events.append)
+    model = trainer.run()
+    kinds = [e["kind"] for e in events]
+    assert kinds.count("nonfinite") == 4 and kinds.count("rollback") == 1
+    assert trainer.progress.lr_scale == 0.5
+    for tensor in load_model(tmp_path / "m.safetensors").tensors.values():
+        assert np.isfinite(tensor).all()
+
+
+def test_eval_matches_a_hand_computation():
+    model = random_model(layers=2, hidden=8, embedding=4, seed=5)
+    text = "the will to power."
+    result = evaluate_text(model, text + "Q")  # Q is not in the vocabulary: skipped
+    ids = model.vocab.encode_known(text)
+    # by hand: numpy LSTM equations, one character at a time
+    t = model.tensors
+    h = [np.zeros(8), np.zeros(8)]
+    c = [np.zeros(8), np.zeros(8)]
+    sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    total = 0.0
+    for pos, i in enumerate(ids[:-1]):
+        x = t["embedding.weight"][i].astype(np.float64)
+        for k in range(2):
+            g = t[f"lstm.weight_ih_l{k}"] @ x + t[f"lstm.bias_ih_l{k}"] + t[f"lstm.weight_hh_l{k}"] @ h[k] + t[f"lstm.bias_hh_l{k}"]
+            ig, fg, gg, og = np.split(g, 4)
+            c[k] = sig(fg) * c[k] + sig(ig) * np.tanh(gg)
+            h[k] = sig(og) * np.tanh(c[k])
+            x = h[k]
+        logits = t["head.weight"] @ h[1] + t["head.bias"]
+        total -= log_softmax(logits)[ids[pos + 1]]
+    assert result.skipped == 1 and result.scored == len(text) - 1
+    assert result.nats_per_char == pytest.approx(total / (len(text) - 1), rel=1e-5)
+    assert result.bits_per_char == pytest.approx(result.nats_per_char / math.log(2))
+
+
+def test_parallel_validation_matches_sequential():
+    torch.manual_seed(2)
+    module = CharLSTM(30, TINY).eval()
+    ids = np.random.default_rng(0).integers(0, 30, 6_000)
+    exact = sequential_nats(module, ids, torch.device("cpu")) / (len(ids) - 1)
+    assert validation_nats_per_char(module, ids, torch.device("cpu")) == pytest.approx(exact, rel=1e-3)
+
+
+def test_samples_at_each_temperature_are_reported(tmp_path):
+    events = []
+    cfg = TrainConfig(seq_len=16, batch_size=4, epochs=1, eval_every=1000, sample_length=30)
+    Trainer(TEXT, "c.txt", tmp_path / "m.safetensors", TINY, cfg, events.append).run()
+    samples = [e for e in events if e["kind"] == "samples"][-1]["samples"]
+    assert list(samples) == [0.2, 0.5, 1.0, 1.2] and all(len(s) == 30 for s in samples.values())
+
+
+def test_engine_drives_the_samples(tmp_path):
+    model = random_model()
+    engine = Engine(model)
+    engine.feed_many(model.vocab.encode("the ").ids)
+    assert engine.logits().shape == (len(model.vocab),)
