@@ -10,7 +10,6 @@ import math
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -65,13 +64,13 @@ def version_callback(value: bool) -> None:
 @app.callback(invoke_without_command=True)
 def chat(
     ctx: typer.Context,
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name or path."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model name or path."),
     temp: float = typer.Option(0.8, "--temp", "-t", help="Softmax temperature (0 = greedy)."),
     mode: Mode = typer.Option(Mode.sample, "--mode", help="How the next character is chosen."),
     top_k: int = typer.Option(40, "--top-k", help="Characters kept in top-k mode."),
     top_p: float = typer.Option(0.9, "--top-p", help="Probability mass kept in top-p mode."),
     length: int = typer.Option(400, "--length", "-n", help="Characters generated per seed."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed: same seed, same text."),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed: same seed, same text."),
     whole: bool = typer.Option(False, "--whole", help="Piped: all of stdin is one seed."),
     echo: bool = typer.Option(False, "--echo", help="Piped: write each seed before its text."),
     version: bool = typer.Option(
@@ -104,19 +103,19 @@ def chat(
 @app.command()
 def train(
     corpus: Path = typer.Argument(..., help="A UTF-8 text file to learn from."),
-    name: Optional[str] = typer.Option(None, "--name", help="Save as NAME in the user models dir."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Save to this path."),
+    name: str | None = typer.Option(None, "--name", help="Save as NAME in the user models dir."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Save to this path."),
     preset: Preset = typer.Option(Preset.medium, "--preset", help="Model size."),
-    layers: Optional[int] = typer.Option(None, "--layers", help="LSTM layers (overrides preset)."),
-    hidden: Optional[int] = typer.Option(None, "--hidden", help="Units per layer."),
-    embedding: Optional[int] = typer.Option(None, "--embedding", help="Embedding size."),
-    dropout: Optional[float] = typer.Option(None, "--dropout", help="Dropout probability."),
+    layers: int | None = typer.Option(None, "--layers", help="LSTM layers (overrides preset)."),
+    hidden: int | None = typer.Option(None, "--hidden", help="Units per layer."),
+    embedding: int | None = typer.Option(None, "--embedding", help="Embedding size."),
+    dropout: float | None = typer.Option(None, "--dropout", help="Dropout probability."),
     seq_len: int = typer.Option(128, "--seq-len", help="Characters per BPTT window."),
     batch_size: int = typer.Option(64, "--batch-size", help="Parallel streams per batch."),
     lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate."),
     weight_decay: float = typer.Option(0.05, "--weight-decay", help="AdamW weight decay."),
     epochs: float = typer.Option(20.0, "--epochs", help="Passes over the training text."),
-    minutes: Optional[float] = typer.Option(None, "--minutes", help="Wall-clock budget."),
+    minutes: float | None = typer.Option(None, "--minutes", help="Wall-clock budget."),
     val_fraction: float = typer.Option(0.1, "--val-fraction", help="Held out from the end."),
     seed: int = typer.Option(1234, "--seed", help="Random seed."),
     device: Device = typer.Option(Device.auto, "--device", help="Where to train."),
@@ -132,7 +131,12 @@ def train(
             name=name,
             out=out,
             preset=preset.value,
-            arch_overrides={"layers": layers, "hidden": hidden, "embedding": embedding, "dropout": dropout},
+            arch_overrides={
+                "layers": layers,
+                "hidden": hidden,
+                "embedding": embedding,
+                "dropout": dropout,
+            },
             train_options={
                 "seq_len": seq_len,
                 "batch_size": batch_size,
@@ -157,7 +161,7 @@ def train(
 def evaluate(
     model: str = typer.Argument(..., help="Model name or path."),
     text: Path = typer.Argument(..., help="A UTF-8 text file to score."),
-    tail: Optional[float] = typer.Option(
+    tail: float | None = typer.Option(
         None, "--tail", help="Score only the last fraction of the text (0.1 = a held-out 10 %)."
     ),
 ) -> None:
@@ -211,7 +215,9 @@ def models() -> None:
 
     table = Table(box=None if not sys.stdout.isatty() else None, pad_edge=False)
     for column in ("name", "where", "parameters", "vocab", "trained on", "val bits/char", "size"):
-        table.add_column(column, justify="right" if column in ("vocab", "val bits/char", "size") else "left")
+        table.add_column(
+            column, justify="right" if column in ("vocab", "val bits/char", "size") else "left"
+        )
     for row in rows:
         table.add_row(*(safe_text(str(v), False) for v in row[:-1]), f"{row[-1] / 1e6:.1f} MB")
     stdout_console().print(table)

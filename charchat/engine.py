@@ -38,9 +38,12 @@ class Engine:
             + t["lstm.bias_hh_l0"],
             dtype=f32,
         )
-        self.w_hh = [np.ascontiguousarray(t[f"lstm.weight_hh_l{k}"], dtype=f32) for k in range(self.layers)]
+        self.w_hh = [
+            np.ascontiguousarray(t[f"lstm.weight_hh_l{k}"], dtype=f32) for k in range(self.layers)
+        ]
         self.w_ih = [None] + [
-            np.ascontiguousarray(t[f"lstm.weight_ih_l{k}"], dtype=f32) for k in range(1, self.layers)
+            np.ascontiguousarray(t[f"lstm.weight_ih_l{k}"], dtype=f32)
+            for k in range(1, self.layers)
         ]
         self.bias = [None] + [
             (t[f"lstm.bias_ih_l{k}"] + t[f"lstm.bias_hh_l{k}"]).astype(f32)

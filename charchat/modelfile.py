@@ -150,9 +150,7 @@ def read_safetensors_header(path: Path) -> tuple[dict, int, int]:
                 raise CharchatError(f"{path} is not a model file (too short to be safetensors)")
             (n,) = struct.unpack("<Q", head)
             if n < 2 or n > MAX_HEADER_BYTES or 8 + n > size:
-                raise CharchatError(
-                    f"{path} is not a model file (not safetensors, or truncated)"
-                )
+                raise CharchatError(f"{path} is not a model file (not safetensors, or truncated)")
             raw = f.read(n)
     except OSError as e:
         raise CharchatError(f"cannot read {path}: {e.strerror}") from None

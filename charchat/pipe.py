@@ -31,7 +31,9 @@ def read_lines(stream):
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise CharchatError(f"line {number}: input is not valid UTF-8 (byte {e.start} of the line)") from None
+            raise CharchatError(
+                f"line {number}: input is not valid UTF-8 (byte {e.start} of the line)"
+            ) from None
         if number == 1 and line.startswith("\ufeff"):
             line = line[1:]
         yield number, line.rstrip("\n").rstrip("\r")
@@ -47,7 +49,9 @@ def read_whole(stream) -> str:
     return text[:-1] if text.endswith("\n") else text
 
 
-def run_pipe(session: Session, whole: bool = False, echo: bool = False, stdin=None, stdout=None, stderr=None) -> int:
+def run_pipe(
+    session: Session, whole: bool = False, echo: bool = False, stdin=None, stdout=None, stderr=None
+) -> int:
     stdin = stdin or sys.stdin.buffer
     out = stdout or sys.stdout
     err = stderr or sys.stderr

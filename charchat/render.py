@@ -11,9 +11,11 @@ import os
 import sys
 
 # Characters that reorder or hide text on a terminal (bidi controls, zero-width marks).
-_INVISIBLE = set("\u200b\u200c\u200d\u200e\u200f\u2028\u2029\u2060\ufeff") | {
-    chr(c) for c in range(0x202A, 0x202F)
-} | {chr(c) for c in range(0x2066, 0x206A)}
+_INVISIBLE = (
+    set("\u200b\u200c\u200d\u200e\u200f\u2028\u2029\u2060\ufeff")
+    | {chr(c) for c in range(0x202A, 0x202F)}
+    | {chr(c) for c in range(0x2066, 0x206A)}
+)
 
 
 def visible_char(char: str, keep_newline: bool = True) -> str:
@@ -71,7 +73,9 @@ def stdout_console():
 def unknown_notes(seeded) -> list[str]:
     notes = []
     if seeded.mapped:
-        pairs = ", ".join(f"{safe_text(k, False)!r}→{safe_text(v, False)!r}" for k, v in seeded.mapped.items())
+        pairs = ", ".join(
+            f"{safe_text(k, False)!r}→{safe_text(v, False)!r}" for k, v in seeded.mapped.items()
+        )
         notes.append(f"not in the model's vocabulary, read as: {pairs}")
     if seeded.dropped:
         chars = " ".join(repr(safe_text(c, False)) for c in seeded.dropped)
@@ -94,7 +98,9 @@ def probs_lines(event, width: int = 80) -> list[str]:
         char = safe_text(row.char, keep_newlines=False)
         label = {" ": "␠", "\n": "␊"}.get(row.char, char)
         cut = "" if row.kept else "  (cut)"
-        lines.append(f"  {label:<4} {row.p_temp:9.4f} {row.p_one:9.4f}  {bar(row.p_temp / top, bar_width)}{cut}")
+        lines.append(
+            f"  {label:<4} {row.p_temp:9.4f} {row.p_one:9.4f}  {bar(row.p_temp / top, bar_width)}{cut}"
+        )
     lines.append(
         f"entropy {event.entropy_temp:.3f} bits at T={event.temperature:g}, "
         f"{event.entropy_one:.3f} bits at T=1; {event.mode_note}"
@@ -115,10 +121,19 @@ def sweep_lines(event) -> list[str]:
 
 def score_lines(event) -> list[str]:
     worst = sorted(range(len(event.bits)), key=lambda i: -event.bits[i])[:5]
-    marks = ", ".join(f"{safe_text(event.chars[i], False)!r} at {i} ({event.bits[i]:.1f} bits)" for i in sorted(worst))
-    lines = [f"{event.mean_bits:.3f} bits/char over {len(event.bits)} characters", f"most surprising: {marks}"]
+    marks = ", ".join(
+        f"{safe_text(event.chars[i], False)!r} at {i} ({event.bits[i]:.1f} bits)"
+        for i in sorted(worst)
+    )
+    lines = [
+        f"{event.mean_bits:.3f} bits/char over {len(event.bits)} characters",
+        f"most surprising: {marks}",
+    ]
     if event.dropped:
-        lines.append("dropped (not in vocabulary): " + " ".join(repr(safe_text(c, False)) for c in event.dropped))
+        lines.append(
+            "dropped (not in vocabulary): "
+            + " ".join(repr(safe_text(c, False)) for c in event.dropped)
+        )
     return lines
 
 

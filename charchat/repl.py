@@ -116,7 +116,9 @@ def history_for() -> FileHistory | InMemoryHistory:
 
 
 class Repl:
-    def __init__(self, session: Session, input=None, output=None, out=None, colour=None, history=None):
+    def __init__(
+        self, session: Session, input=None, output=None, out=None, colour=None, history=None
+    ):
         self.session = session
         self.out = out or sys.stdout
         self.colour = wants_colour(self.out) if colour is None else colour
@@ -201,7 +203,9 @@ class Repl:
         if len(text) > width - 1:
             text = text[: max(0, width - 2)] + "…"
         reverse = "\x1b[7m" if self.colour else ""
-        self.write(f"\x1b7\x1b[{self.rows};1H\x1b[2K{reverse}{text}{RESET if self.colour else ''}\x1b8")
+        self.write(
+            f"\x1b7\x1b[{self.rows};1H\x1b[2K{reverse}{text}{RESET if self.colour else ''}\x1b8"
+        )
 
     def close_status(self) -> None:
         if not self.status_visible:
@@ -275,7 +279,7 @@ class Repl:
         if not event.text:
             return
         if event.surprisal is not None:
-            for char, bits in zip(event.text, event.surprisal):
+            for char, bits in zip(event.text, event.surprisal, strict=True):
                 self.write(self.style(USER + surprise_colour(bits), visible_char(char)))
         else:
             self.write(self.style(USER, safe_text(event.text)))
@@ -290,7 +294,9 @@ class Repl:
         if isinstance(event, Info):
             self.line(safe_text(event.text), DIM)
             if event.text.startswith("colour by surprise on"):
-                self.line("scale: " + surprise_legend() if self.colour else "(no colour on this terminal)")
+                self.line(
+                    "scale: " + surprise_legend() if self.colour else "(no colour on this terminal)"
+                )
         elif isinstance(event, Notice):
             self.line(safe_text(event.text), DIM)
         elif isinstance(event, ModelCard):
@@ -309,7 +315,8 @@ class Repl:
 
     def show_score(self, event: Score) -> None:
         coloured = "".join(
-            self.style(surprise_colour(bits), visible_char(char)) for char, bits in zip(event.chars, event.bits)
+            self.style(surprise_colour(bits), visible_char(char))
+            for char, bits in zip(event.chars, event.bits, strict=True)
         )
         self.line(coloured)
         for text in score_lines(event):

@@ -302,7 +302,11 @@ class Session:
         t = self.settings.temperature
         p_temp = probabilities(logits, t)
         p_one = probabilities(logits, 1.0)
-        kept = kept_mask(p_temp, self.settings) if not self.settings.is_greedy else p_temp == p_temp.max()
+        kept = (
+            kept_mask(p_temp, self.settings)
+            if not self.settings.is_greedy
+            else p_temp == p_temp.max()
+        )
         order = np.argsort(-p_one, kind="stable")[:n]
         rows = [
             ProbRow(self.model.vocab.chars[i], float(p_temp[i]), float(p_one[i]), bool(kept[i]))
@@ -339,7 +343,14 @@ class Session:
                     surprisals.append(float(-log_softmax(logits)[index] * LOG2E))
                     self.engine.feed(index)
                     text.append(chars[index])
-                lines.append(SweepLine(float(t), "".join(text), float(np.mean(entropies)), float(np.mean(surprisals))))
+                lines.append(
+                    SweepLine(
+                        float(t),
+                        "".join(text),
+                        float(np.mean(entropies)),
+                        float(np.mean(surprisals)),
+                    )
+                )
         finally:
             self.engine.restore(start)
         return Sweep(lines)
@@ -353,13 +364,19 @@ class Session:
             bits = [float(-log_softmax(self._logits_then_feed(i))[i] * LOG2E) for i in encoded.ids]
         finally:
             self.engine.restore(start)
-        return Score(self.model.vocab.decode(encoded.ids), bits, float(np.mean(bits)), encoded.dropped)
+        return Score(
+            self.model.vocab.decode(encoded.ids), bits, float(np.mean(bits)), encoded.dropped
+        )
 
     # ---------------------------------------------------------- descriptions
 
     def describe_settings(self) -> str:
         s = self.settings
-        parts = [f"temperature {s.temperature:g}" + (" (greedy)" if s.is_greedy and s.mode != "greedy" else ""), f"mode {s.mode}"]
+        parts = [
+            f"temperature {s.temperature:g}"
+            + (" (greedy)" if s.is_greedy and s.mode != "greedy" else ""),
+            f"mode {s.mode}",
+        ]
         if s.mode == "top-k":
             parts.append(f"top-k {s.top_k}")
         if s.mode == "top-p":
@@ -376,7 +393,10 @@ class Session:
         rows = [
             ("model", m.name),
             ("file", str(m.path) if m.path else "-"),
-            ("architecture", f"{m.config.layers} x LSTM {m.config.hidden}, embedding {m.config.embedding}"),
+            (
+                "architecture",
+                f"{m.config.layers} x LSTM {m.config.hidden}, embedding {m.config.embedding}",
+            ),
             ("parameters", f"{m.parameters:,}"),
             ("vocabulary", f"{len(m.vocab)} characters"),
         ]
@@ -393,5 +413,9 @@ class Session:
             ("charchat_version", "charchat"),
             ("date", "date"),
         ]
-        rows += [(label, f"{card[key]:,}" if isinstance(card[key], int) else str(card[key])) for key, label in labels if key in card]
+        rows += [
+            (label, f"{card[key]:,}" if isinstance(card[key], int) else str(card[key]))
+            for key, label in labels
+            if key in card
+        ]
         return rows

@@ -274,10 +274,19 @@ class Trainer:
         self.device = pick_device(cfg.device)
         torch.manual_seed(cfg.seed)
         self.module = CharLSTM(len(self.corpus.vocab), model_config).to(self.device)
-        decay = [p for n, p in self.module.named_parameters() if p.dim() == 2 and "embedding" not in n]
-        rest = [p for n, p in self.module.named_parameters() if not (p.dim() == 2 and "embedding" not in n)]
+        decay = [
+            p for n, p in self.module.named_parameters() if p.dim() == 2 and "embedding" not in n
+        ]
+        rest = [
+            p
+            for n, p in self.module.named_parameters()
+            if not (p.dim() == 2 and "embedding" not in n)
+        ]
         self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}],
+            [
+                {"params": decay, "weight_decay": cfg.weight_decay},
+                {"params": rest, "weight_decay": 0.0},
+            ],
             lr=cfg.lr,
             betas=(0.9, 0.99),
         )
@@ -299,7 +308,9 @@ class Trainer:
         else:
             span = max(1, p.schedule_steps - warmup)
             done = min(1.0, (step - warmup) / span)
-            factor = cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * done))
+            factor = cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (
+                1 + math.cos(math.pi * done)
+            )
         return cfg.lr * factor * p.lr_scale
 
     # -------------------------------------------------------- files
@@ -355,7 +366,9 @@ class Trainer:
             "progress": asdict(self.progress),
             "adam_steps": steps,
         }
-        atomic_write(self.ckpt, to_safetensors_bytes(tensors, {"charchat_checkpoint": json.dumps(meta)}))
+        atomic_write(
+            self.ckpt, to_safetensors_bytes(tensors, {"charchat_checkpoint": json.dumps(meta)})
+        )
 
     def load_checkpoint(self) -> None:
         if not self.ckpt.is_file():
@@ -442,7 +455,9 @@ class Trainer:
     def _fit_schedule_to_budget(self, seconds_per_step: float, remaining: float) -> None:
         """Fit the cosine to the time left; recorded in checkpoints, so resume stays exact."""
         affordable = int(0.95 * remaining / seconds_per_step) + self.progress.step
-        self.progress.schedule_steps = max(self.progress.step + 1, min(self.total_steps, affordable))
+        self.progress.schedule_steps = max(
+            self.progress.step + 1, min(self.total_steps, affordable)
+        )
         self.on_event({"kind": "schedule", "steps": self.progress.schedule_steps})
 
     def validate(self) -> float:
@@ -461,7 +476,7 @@ class Trainer:
         return val
 
     def run(self, resume: bool = False) -> ModelFile:
-        cfg, p = self.cfg, self.progress
+        p = self.progress
         if resume:
             self.load_checkpoint()
             p = self.progress
@@ -551,7 +566,9 @@ class Trainer:
             samples = temperature_samples(
                 self.model_file(), self.seed_text, self.cfg.sample_length, self.cfg.seed
             )
-            self.on_event({"kind": "samples", "seed": self.seed_text, "samples": samples, "final": final})
+            self.on_event(
+                {"kind": "samples", "seed": self.seed_text, "samples": samples, "final": final}
+            )
 
 
 def read_checkpoint_meta(path: Path) -> dict:
@@ -591,5 +608,7 @@ def train(
             )
         model_config = saved_arch
         cfg = replace(TrainConfig(**meta["train_config"]), minutes=cfg.minutes, device=cfg.device)
-    trainer = Trainer(text, Path(corpus_path).name, out, model_config or PRESETS["medium"], cfg, on_event)
+    trainer = Trainer(
+        text, Path(corpus_path).name, out, model_config or PRESETS["medium"], cfg, on_event
+    )
     return trainer.run(resume=resume)

@@ -6,6 +6,7 @@ import math
 import os
 import shlex
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -33,13 +34,12 @@ def check_writable(path: Path, force: bool, resume: bool) -> None:
     if path.exists() and not (force or resume):
         raise CharchatError(f"{path} already holds a model; use --force to overwrite it")
     folder = path.parent
-    if not folder.exists():
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise CharchatError(f"cannot create {folder}: {e.strerror}") from None
-    if not os.access(folder, os.W_OK):
-        raise CharchatError(f"cannot write to {folder}: permission denied")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass  # proves we can create the temp file every atomic save starts with
+    except OSError as e:
+        raise CharchatError(f"cannot write to {folder}: {e.strerror}") from None
 
 
 def model_config_for(preset: str, overrides: dict) -> ModelConfig:
@@ -88,24 +88,34 @@ class TrainingView:
                 f"device {event['device']}",
                 markup=False,
             )
-            self.task = self.progress.add_task("train", total=event["total_steps"], speed="-", loss="-", val="-")
+            self.task = self.progress.add_task(
+                "train", total=event["total_steps"], speed="-", loss="-", val="-"
+            )
         elif kind == "schedule":
             self.progress.update(self.task, total=event["steps"])
-            self.console.print(f"time budget: schedule fitted to {event['steps']} steps", markup=False)
+            self.console.print(
+                f"time budget: schedule fitted to {event['steps']} steps", markup=False
+            )
         elif kind == "step":
             p = event["progress"]
             now = time.perf_counter()
             if self.last_time is None or now - self.last_time > 2:
                 if self.last_time is not None:
-                    self.speed = f"{(p.chars_seen - self.last_chars) / (now - self.last_time):,.0f} chars/s"
+                    self.speed = (
+                        f"{(p.chars_seen - self.last_chars) / (now - self.last_time):,.0f} chars/s"
+                    )
                 self.last_time, self.last_chars = now, p.chars_seen
-            self.progress.update(self.task, completed=event["step"], speed=self.speed, loss=f"{event['loss']:.3f}")
+            self.progress.update(
+                self.task, completed=event["step"], speed=self.speed, loss=f"{event['loss']:.3f}"
+            )
         elif kind == "val":
             val = event["val_nats"]
             shown = f"{val / math.log(2):.3f}" if math.isfinite(val) else "-"
             self.progress.update(self.task, val=shown)
         elif kind == "samples":
-            lines = [f"samples after step {self.progress.tasks[0].completed}, seed {event['seed']!r}:"]
+            lines = [
+                f"samples after step {self.progress.tasks[0].completed}, seed {event['seed']!r}:"
+            ]
             for temperature, text in event["samples"].items():
                 lines.append(f"  T={temperature:<4} {safe_text(text, keep_newlines=False)}")
             self.console.print("\n".join(lines), markup=False, highlight=False)

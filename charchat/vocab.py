@@ -111,9 +111,7 @@ class Vocab:
         candidates = [
             _TYPOGRAPHIC.get(char),
             unicodedata.normalize("NFKC", char),
-            "".join(
-                c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)
-            ),
+            "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)),
         ]
         candidates += [c.lower() for c in candidates if c] + [c.upper() for c in candidates if c]
         for candidate in candidates:

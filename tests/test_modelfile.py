@@ -59,7 +59,7 @@ def _valid_parts():
     ],
 )
 def test_corrupt_files_are_refused(tmp_path, make, message):
-    good = (tmp_path / "good.safetensors")
+    good = tmp_path / "good.safetensors"
     save_model(random_model(), good)
     bad = tmp_path / "bad.safetensors"
     make(bad, good.read_bytes())
@@ -121,11 +121,21 @@ def _meta_with(**changes):
         ({"charchat": json.dumps(_meta_with(vocab=["a", "a"]))}, "twice"),
         ({"charchat": json.dumps(_meta_with(config={"layers": 2}))}, "architecture"),
         (
-            {"charchat": json.dumps(_meta_with(config={"layers": 2, "hidden": 10**9, "embedding": 8, "dropout": 0}))},
+            {
+                "charchat": json.dumps(
+                    _meta_with(config={"layers": 2, "hidden": 10**9, "embedding": 8, "dropout": 0})
+                )
+            },
             "hidden",
         ),
         (
-            {"charchat": json.dumps(_meta_with(config={"layers": 8, "hidden": 8000, "embedding": 8000, "dropout": 0}))},
+            {
+                "charchat": json.dumps(
+                    _meta_with(
+                        config={"layers": 8, "hidden": 8000, "embedding": 8000, "dropout": 0}
+                    )
+                )
+            },
             "absurdly large",
         ),
         ({"charchat": json.dumps(_meta_with(format_version=99))}, "version"),

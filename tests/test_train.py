@@ -13,17 +13,19 @@ from charchat.model import CharLSTM
 from charchat.modelfile import ModelConfig, load_model
 from charchat.sampling import log_softmax
 from charchat.train import (
-    Trainer,
     TrainConfig,
+    Trainer,
     TrainingInterrupted,
     checkpoint_path,
+    sequential_nats,
     train,
     validation_nats_per_char,
-    sequential_nats,
 )
 
 TINY = ModelConfig(layers=2, hidden=16, embedding=8, dropout=0.1)
-FAST = TrainConfig(seq_len=16, batch_size=4, lr=1e-2, epochs=3, eval_every=10, warmup_steps=5, sample_length=20)
+FAST = TrainConfig(
+    seq_len=16, batch_size=4, lr=1e-2, epochs=3, eval_every=10, warmup_steps=5, sample_length=20
+)
 
 
 def run(tmp_path, text=TEXT, config=TINY, cfg=FAST, stop_after=None, resume=False, name="m"):
@@ -57,7 +59,15 @@ def test_loss_at_init_is_about_ln_vocab():
 
 def test_tiny_model_overfits_a_short_text(tmp_path):
     text = "abcabdabe " * 60
-    cfg = TrainConfig(seq_len=16, batch_size=4, lr=2e-2, epochs=40, eval_every=1000, val_fraction=0.0, warmup_steps=5)
+    cfg = TrainConfig(
+        seq_len=16,
+        batch_size=4,
+        lr=2e-2,
+        epochs=40,
+        eval_every=1000,
+        val_fraction=0.0,
+        warmup_steps=5,
+    )
     model, losses = run(tmp_path, text, ModelConfig(1, 32, 8, 0.0), cfg)
     assert losses[0] > 1.5
     assert np.mean(losses[-5:]) < 0.6  # the only uncertainty left: which of d/e/c follows "ab"
@@ -106,7 +116,9 @@ def test_resume_test_would_catch_a_lost_rng_state(tmp_path, monkeypatch):
     _, straight = run(tmp_path / "a")
     with pytest.raises(TrainingInterrupted):
         run(tmp_path / "b", stop_after=13)
-    monkeypatch.setattr(torch, "set_rng_state", lambda state: None)  # the control: forget dropout RNG
+    monkeypatch.setattr(
+        torch, "set_rng_state", lambda state: None
+    )  # the control: forget dropout RNG
     torch.manual_seed(999)
     _, rest = run(tmp_path / "b", resume=True)
     assert straight[13:] != rest
@@ -135,9 +147,11 @@ def test_nonfinite_steps_are_skipped_then_rolled_back(tmp_path, monkeypatch):
         return loss * float("nan") if 5 <= calls["n"] <= 8 else loss
 
     monkeypatch.setattr(torch.nn.functional, "cross_entropy", flaky)
-    cfg = TrainConfig(seq_len=16, batch_size=4, epochs=2, eval_every=1000, val_fraction=0.0, warmup_steps=2)
+    cfg = TrainConfig(
+        seq_len=16, batch_size=4, epochs=2, eval_every=1000, val_fraction=0.0, warmup_steps=2
+    )
     trainer = Trainer(TEXT, "c.txt", tmp_path / "m.safetensors", TINY, cfg, events.append)
-    model = trainer.run()
+    trainer.run()
     kinds = [e["kind"] for e in events]
     assert kinds.count("nonfinite") == 4 and kinds.count("rollback") == 1
     assert trainer.progress.lr_scale == 0.5
@@ -159,7 +173,12 @@ def test_eval_matches_a_hand_computation():
     for pos, i in enumerate(ids[:-1]):
         x = t["embedding.weight"][i].astype(np.float64)
         for k in range(2):
-            g = t[f"lstm.weight_ih_l{k}"] @ x + t[f"lstm.bias_ih_l{k}"] + t[f"lstm.weight_hh_l{k}"] @ h[k] + t[f"lstm.bias_hh_l{k}"]
+            g = (
+                t[f"lstm.weight_ih_l{k}"] @ x
+                + t[f"lstm.bias_ih_l{k}"]
+                + t[f"lstm.weight_hh_l{k}"] @ h[k]
+                + t[f"lstm.bias_hh_l{k}"]
+            )
             ig, fg, gg, og = np.split(g, 4)
             c[k] = sig(fg) * c[k] + sig(ig) * np.tanh(gg)
             h[k] = sig(og) * np.tanh(c[k])
@@ -176,7 +195,9 @@ def test_parallel_validation_matches_sequential():
     module = CharLSTM(30, TINY).eval()
     ids = np.random.default_rng(0).integers(0, 30, 6_000)
     exact = sequential_nats(module, ids, torch.device("cpu")) / (len(ids) - 1)
-    assert validation_nats_per_char(module, ids, torch.device("cpu")) == pytest.approx(exact, rel=1e-3)
+    assert validation_nats_per_char(module, ids, torch.device("cpu")) == pytest.approx(
+        exact, rel=1e-3
+    )
 
 
 def test_samples_at_each_temperature_are_reported(tmp_path):

@@ -1,0 +1,3 @@
+from charchat.cli import main
+
+main()
