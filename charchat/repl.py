@@ -117,14 +117,21 @@ def history_for() -> FileHistory | InMemoryHistory:
 
 class Repl:
     def __init__(
-        self, session: Session, input=None, output=None, out=None, colour=None, history=None
+        self,
+        session: Session,
+        input=None,
+        output=None,
+        out=None,
+        colour=None,
+        history=None,
+        keys=None,
     ):
         self.session = session
         self.out = out or sys.stdout
         self.colour = wants_colour(self.out) if colour is None else colour
-        self.input = input
+        self.keys = keys  # polled between streamed characters; None: no keys while streaming
+        self.typeahead = ""  # text typed while streaming, offered at the next prompt
         self.status_visible = False
-        self.ctrl_c_hint = False
         bindings = KeyBindings()
 
         @bindings.add("c-c")
@@ -217,10 +224,10 @@ class Repl:
 
     def poll_keys(self) -> bool:
         """Apply keys pressed while streaming; True when the user asked to stop."""
-        if self.input is None:
+        if self.keys is None:
             return False
         stop = False
-        for press in self.input.read_keys():
+        for press in self.keys.read_keys():
             key = press.key
             if key in (Keys.ControlC, Keys.ControlD, Keys.Escape):
                 stop = True
@@ -228,6 +235,10 @@ class Repl:
                 self.nudge_temperature(+TEMPERATURE_STEP)
             elif key == Keys.Down or press.data == "-":
                 self.nudge_temperature(-TEMPERATURE_STEP)
+            elif key == Keys.Backspace:
+                self.typeahead = self.typeahead[:-1]
+            elif len(press.data) == 1 and press.data.isprintable():
+                self.typeahead += press.data
         return stop
 
     def nudge_temperature(self, delta: float) -> None:
@@ -237,6 +248,14 @@ class Repl:
         self.draw_status()
 
     def stream(self, events) -> None:
+        """Show one turn; the terminal is raw meanwhile, so keys arrive as keys, not signals."""
+        if self.keys is None:
+            self._stream(events)
+        else:
+            with self.keys.raw_mode():
+                self._stream(events)
+
+    def _stream(self, events) -> None:
         shown = 0
         stopped = False
         wrote = False
@@ -335,7 +354,8 @@ class Repl:
         self.banner()
         while True:
             try:
-                line = self.prompt.prompt("› ")
+                line = self.prompt.prompt("› ", default=self.typeahead)
+                self.typeahead = ""
             except KeyboardInterrupt:
                 self.line("(Ctrl+C again stops generation; Ctrl+D or /quit leaves)", DIM)
                 continue
@@ -370,19 +390,4 @@ def run_repl(session: Session) -> int:
     from prompt_toolkit.input import create_input
 
     keys = create_input()
-    repl = Repl(session, input=keys)
-    with keys.raw_mode():
-        pass  # fail early here if the terminal refuses raw mode
-    return _run_with_raw_streaming(repl, keys)
-
-
-def _run_with_raw_streaming(repl: Repl, keys) -> int:
-    """Wrap stream() so each generation runs with the terminal in raw mode."""
-    original = repl.stream
-
-    def stream_raw(events):
-        with keys.raw_mode():
-            original(events)
-
-    repl.stream = stream_raw
-    return repl.run()
+    return Repl(session, input=keys, keys=keys).run()

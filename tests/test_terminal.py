@@ -1,0 +1,94 @@
+"""End to end in a real pseudo-terminal: what a person at a keyboard sees."""
+
+import os
+import re
+import sys
+
+import numpy as np
+import pexpect
+import pytest
+from conftest import random_model
+
+from charchat.modelfile import save_model
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a pty")
+
+
+def spawn(model_path, *args, env=None):
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "charchat", "-m", str(model_path), *args],
+        env={**os.environ, "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1", **(env or {})},
+        dimensions=(24, 80),
+        timeout=30,
+        encoding="utf-8",
+        codec_errors="replace",
+    )
+    child.expect("charchat ·")
+    child.expect("›")
+    return child
+
+
+def test_type_stream_interrupt_command_and_quit(tiny_model_path):
+    child = spawn(tiny_model_path, "-n", "100000", "--seed", "1")
+    child.send("the will\r")
+    child.expect(r"\x1b\[36m")  # generated characters arrive, in the model's colour
+    child.expect(r"T 0\.8")  # the status bar while streaming
+    child.send("+")  # raise the temperature mid-stream
+    child.expect(r"T 0\.9")
+    child.send("\x03")  # Ctrl+C mid-stream
+    child.expect(r"\(stopped\)")
+    child.expect("›")
+    child.send("/temp 1.2\r")
+    child.expect("temperature 1.2")
+    child.expect("›")
+    child.send("/probs 3\r")
+    child.expect("next character")
+    child.expect("entropy")
+    child.expect("›")
+    child.send("\x04")  # Ctrl+D at an empty prompt
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert "Traceback" not in child.before
+
+
+def test_ctrl_c_at_the_prompt_clears_then_hints(tiny_model_path):
+    child = spawn(tiny_model_path, "-n", "5")
+    child.send("abc")
+    child.send("\x03")
+    child.send("\x03")
+    child.expect("Ctrl\\+D or /quit")
+    child.send("/quit\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_sweep_in_a_terminal(tiny_model_path):
+    child = spawn(tiny_model_path, "-n", "30", "--seed", "4")
+    child.send("/sweep 0.2 1.2\r")
+    child.expect("T=0.2")
+    child.expect("T=1.2")
+    child.expect("›")
+    child.send("\x04")
+    child.expect(pexpect.EOF)
+
+
+def test_model_output_never_puts_a_raw_escape_on_the_terminal(tmp_path):
+    model = random_model(chars="ab\x1b[]0;", seed=1)
+    bias = np.where(np.array(model.vocab.chars) == "\x1b", 20.0, 0.0)
+    model.tensors["head.bias"] = bias.astype(np.float32)
+    path = save_model(model, tmp_path / "esc.safetensors")
+    child = spawn(path, "-n", "40", "--seed", "1", env={"NO_COLOR": "1"})
+    child.send("a\r")
+    child.expect("›")
+    shown = child.before
+    child.send("\x04")
+    child.expect(pexpect.EOF)
+    assert "␛" * 10 in shown
+    streamed = shown[shown.index("␛") : shown.rindex("␛") + 1]
+    # our own sequences: the status bar (between ESC 7 and ESC 8) and SGR resets; the model's
+    # vocabulary has no 7, 8 or m, so whatever ESC is left would be a raw one from the model
+    ours = re.compile(r"\x1b7.*?\x1b8|\x1b\[[0-9;]*m", re.S)
+    assert "\x1b" not in ours.sub("", streamed)
