@@ -9,7 +9,9 @@ from charchat.errors import CharchatError
 from charchat.render import plain_text, safe_text, unknown_notes
 from charchat.session import Generated, Quit, Seeded, Session, TurnDone
 
-MAX_INPUT_BYTES = 64 * 1024 * 1024
+MAX_INPUT_BYTES = 64 * 1024 * 1024  # a whole script
+MAX_LINE_BYTES = 1024 * 1024  # one seed line
+MAX_WHOLE_BYTES = 16 * 1024 * 1024  # one --whole seed
 
 
 def silence_broken_pipe() -> None:
@@ -24,7 +26,16 @@ def silence_broken_pipe() -> None:
 def read_lines(stream):
     """Decoded lines (without their newline) of a binary stream, with size and UTF-8 checks."""
     total = 0
-    for number, raw in enumerate(stream, start=1):
+    number = 0
+    while True:
+        raw = stream.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_LINE_BYTES:
+            raise CharchatError(
+                f"line {number} is longer than {MAX_LINE_BYTES // 2**20} MiB (use --whole for one long seed)"
+            )
         total += len(raw)
         if total > MAX_INPUT_BYTES:
             raise CharchatError(f"input is larger than {MAX_INPUT_BYTES // 2**20} MiB")
@@ -42,9 +53,9 @@ def read_lines(stream):
 def read_whole(stream) -> str:
     from charchat.vocab import decode_text
 
-    data = stream.read(MAX_INPUT_BYTES + 1)
-    if len(data) > MAX_INPUT_BYTES:
-        raise CharchatError(f"input is larger than {MAX_INPUT_BYTES // 2**20} MiB")
+    data = stream.read(MAX_WHOLE_BYTES + 1)
+    if len(data) > MAX_WHOLE_BYTES:
+        raise CharchatError(f"--whole input is larger than {MAX_WHOLE_BYTES // 2**20} MiB")
     text = decode_text(data, "standard input")
     return text[:-1] if text.endswith("\n") else text
 

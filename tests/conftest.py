@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as charchat does, before numpy loads
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 from charchat.modelfile import ModelConfig, ModelFile, save_model, tensor_shapes
 from charchat.vocab import Vocab

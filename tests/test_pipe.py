@@ -116,3 +116,9 @@ def test_bad_options_are_one_line_and_non_zero(args, message):
     result = charchat(*args, input=b"x\n")
     assert result.returncode != 0 and message in result.stderr
     assert b"Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_huge_line_is_a_clear_error_not_a_memory_blow_up(tiny_model_path):
+    result = charchat("-m", str(tiny_model_path), "-n", "5", input=b"a" * (2 * 1024 * 1024) + b"\n")
+    assert result.returncode != 0 and b"longer than 1 MiB" in result.stderr
+    assert b"Traceback" not in result.stderr
