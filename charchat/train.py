@@ -335,6 +335,7 @@ class Trainer:
             "python": platform.python_version(),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "train_config": asdict(self.cfg),
+            "val_curve": [list(row) for row in p.history],  # [step, seconds, val bits/char]
         }
         return ModelFile(self.corpus.vocab, self.model_config, self.module.numpy_tensors(), card)
 

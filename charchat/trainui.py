@@ -112,6 +112,12 @@ class TrainingView:
             val = event["val_nats"]
             shown = f"{val / math.log(2):.3f}" if math.isfinite(val) else "-"
             self.progress.update(self.task, val=shown)
+            if not self.console.is_terminal:  # a log file gets one plain line per validation
+                task = self.progress.tasks[0]
+                self.console.print(
+                    f"step {event['step']}/{task.total}  val {shown} bits/char  {self.speed}",
+                    markup=False,
+                )
         elif kind == "samples":
             lines = [
                 f"samples after step {self.progress.tasks[0].completed}, seed {event['seed']!r}:"
