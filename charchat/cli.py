@@ -213,7 +213,7 @@ def models() -> None:
 
     from charchat.render import stdout_console
 
-    table = Table(box=None if not sys.stdout.isatty() else None, pad_edge=False)
+    table = Table(box=None, pad_edge=False)
     for column in ("name", "where", "parameters", "vocab", "trained on", "val bits/char", "size"):
         table.add_column(
             column, justify="right" if column in ("vocab", "val bits/char", "size") else "left"

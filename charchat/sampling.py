@@ -45,9 +45,18 @@ class Settings:
         return self.mode == "greedy" or self.temperature < GREEDY_BELOW
 
 
-def log_softmax(logits: np.ndarray) -> np.ndarray:
+def _clean(logits: np.ndarray) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64)
-    z = np.nan_to_num(z, nan=-np.inf, posinf=np.finfo(np.float64).max)
+    return np.nan_to_num(z, nan=-np.inf, posinf=np.finfo(np.float64).max)
+
+
+def most_likely(logits: np.ndarray) -> int:
+    """The greedy choice: the first of the largest logits (before any rounding)."""
+    return int(np.argmax(_clean(logits)))
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = _clean(logits)
     z = z - z.max()
     return z - np.log(np.exp(z).sum())
 
@@ -57,7 +66,7 @@ def tempered_logprobs(logits: np.ndarray, temperature: float) -> np.ndarray:
     base = log_softmax(logits)
     if temperature < GREEDY_BELOW:
         out = np.full_like(base, -np.inf)
-        out[int(np.argmax(base))] = 0.0
+        out[most_likely(logits)] = 0.0
         return out
     return log_softmax(base / temperature)
 
@@ -68,16 +77,16 @@ def probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 
 def kept_mask(probs: np.ndarray, settings: Settings) -> np.ndarray:
     """Which characters the mode lets through (top-k / top-p cut the tail; ties by index)."""
+    if settings.mode not in ("top-k", "top-p"):
+        return probs > 0
     order = np.argsort(-probs, kind="stable")
     keep = np.zeros(len(probs), dtype=bool)
     if settings.mode == "top-k":
         keep[order[: settings.top_k]] = True
-    elif settings.mode == "top-p":
+    else:
         cumulative = np.cumsum(probs[order])
         count = int(np.searchsorted(cumulative, settings.top_p * cumulative[-1])) + 1
         keep[order[:count]] = True
-    else:
-        keep[:] = True
     return keep & (probs > 0)
 
 
@@ -85,11 +94,13 @@ def distribution(logits: np.ndarray, settings: Settings) -> np.ndarray:
     """The distribution the next character is actually drawn from."""
     if settings.is_greedy:
         probs = np.zeros(len(logits))
-        probs[int(np.argmax(log_softmax(logits)))] = 1.0
+        probs[most_likely(logits)] = 1.0
         return probs
     probs = probabilities(logits, settings.temperature)
-    probs = np.where(kept_mask(probs, settings), probs, 0.0)
-    return probs / probs.sum()
+    if settings.mode in ("top-k", "top-p"):
+        probs = np.where(kept_mask(probs, settings), probs, 0.0)
+        probs /= probs.sum()
+    return probs
 
 
 def draw(probs: np.ndarray, rng: np.random.Generator) -> int:
@@ -101,10 +112,15 @@ def draw(probs: np.ndarray, rng: np.random.Generator) -> int:
     return index
 
 
-def sample(logits: np.ndarray, settings: Settings, rng: np.random.Generator) -> int:
+def choose(probs: np.ndarray, settings: Settings, rng: np.random.Generator) -> int:
+    """The next character from the distribution `distribution` gave (greedy draws nothing)."""
     if settings.is_greedy:
-        return int(np.argmax(log_softmax(logits)))
-    return draw(distribution(logits, settings), rng)
+        return int(np.argmax(probs))
+    return draw(probs, rng)
+
+
+def sample(logits: np.ndarray, settings: Settings, rng: np.random.Generator) -> int:
+    return choose(distribution(logits, settings), settings, rng)
 
 
 def entropy_bits(probs: np.ndarray) -> float:

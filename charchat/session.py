@@ -22,6 +22,7 @@ from charchat.errors import CharchatError
 from charchat.modelfile import ModelFile, atomic_write, load_model, resolve_model
 from charchat.sampling import (
     Settings,
+    choose,
     distribution,
     entropy_bits,
     kept_mask,
@@ -186,7 +187,7 @@ class Session:
                 logits = self.engine.logits()
                 settings = self.settings  # read every step: it may change mid-stream
                 probs = distribution(logits, settings)
-                index = sample(logits, settings, self.rng)
+                index = choose(probs, settings, self.rng)
                 p_one = float(np.exp(log_softmax(logits)[index]))
                 self.last_entropy = entropy_bits(probs)
                 self.engine.feed(index)
