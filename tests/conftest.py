@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as charchat does, before numpy loads
+# Tiny models gain nothing from a second thread, and on a busy machine torch's spinning
+# OpenMP workers make them many times slower (here and in the subprocesses tests start).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
