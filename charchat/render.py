@@ -149,6 +149,10 @@ def plain_text(event) -> tuple[str, bool]:
         return "\n".join(score_lines(event)), True
     if isinstance(event, s.ModelCard):
         return "\n".join(f"{k:<22} {safe_text(v, False)}" for k, v in event.rows), True
+    if isinstance(event, s.ColourChanged):
+        return "colour by surprise " + (
+            "on (piped output stays plain)" if event.on else "off"
+        ), False
     if isinstance(event, s.Notice):
         return f"charchat: {safe_text(event.text)}", False
     if isinstance(event, s.Info):

@@ -31,6 +31,7 @@ from charchat.render import (
 )
 from charchat.sampling import MAX_TEMPERATURE, MODES
 from charchat.session import (
+    ColourChanged,
     Generated,
     Info,
     ModelCard,
@@ -312,9 +313,16 @@ class Repl:
             return False
         if isinstance(event, Info):
             self.line(safe_text(event.text), DIM)
-            if event.text.startswith("colour by surprise on"):
+        elif isinstance(event, ColourChanged):
+            if not event.on:
+                self.line("colour by surprise off", DIM)
+            elif self.colour:
                 self.line(
-                    "scale: " + surprise_legend() if self.colour else "(no colour on this terminal)"
+                    "colour by surprise on; how surprising each character was: " + surprise_legend()
+                )
+            else:
+                self.line(
+                    "colour by surprise on, but this terminal shows no colour (NO_COLOR?)", DIM
                 )
         elif isinstance(event, Notice):
             self.line(safe_text(event.text), DIM)

@@ -114,6 +114,11 @@ class Score:
 
 
 @dataclass(frozen=True)
+class ColourChanged:
+    on: bool
+
+
+@dataclass(frozen=True)
 class Quit:
     pass
 
@@ -284,7 +289,7 @@ class Session:
 
     def _cmd_color(self, on: bool):
         self.color = on
-        return Info(f"colour by surprise {'on' if on else 'off'}")
+        return ColourChanged(on)
 
     def _cmd_probs(self, n):
         return self.probs(n or 10)

@@ -133,3 +133,8 @@ def test_control_characters_are_shown_as_symbols(tmp_path):
     session = Session(model, length=10, seed=1)
     code, shown = run_repl(session, "a\r")
     assert "\x1b" not in shown and "␛" * 5 in shown
+
+
+def test_color_on_explains_itself(session):
+    code, shown = run_repl(session, "/color on\rthe\r")
+    assert session.color and "colour by surprise on" in shown
