@@ -97,20 +97,33 @@ def torch_loop_rate(model_file, chars: int) -> float:
 def ceiling_rate(model_file, passes: int) -> float:
     """Matrix-vector passes per second over one matrix holding all the bytes a step reads."""
     e = Engine(model_file)
-    step_bytes = sum(w.nbytes for w in e.w_hh) + sum(w.nbytes for w in e.w_ih[1:])
-    step_bytes += e.head_w.nbytes
     cols = e.hidden
-    matrix = (
-        np.random.default_rng(0).standard_normal((step_bytes // 4 // cols, cols)).astype(np.float32)
-    )
+    rows = e.step_bytes // 4 // cols
+    matrix = np.random.default_rng(0).standard_normal((rows, cols)).astype(np.float32)
     vector = np.ones(cols, dtype=np.float32)
-    out = np.empty(matrix.shape[0], dtype=np.float32)
+    out = np.empty(rows, dtype=np.float32)
     for _ in range(20):
         np.dot(matrix, vector, out=out)
     t = time.perf_counter()
     for _ in range(passes):
         np.dot(matrix, vector, out=out)
     return passes / (time.perf_counter() - t)
+
+
+def interleaved(model_file, rounds: int = 9) -> tuple[float, float, float]:
+    """Engine rate, ceiling rate and their ratio, measured in alternating short bursts.
+
+    This machine's memory speed drifts by 2x from minute to minute; alternating keeps both
+    measurements under the same conditions, and the median ratio is what we report.
+    """
+    ours, ceiling, ratios = [], [], []
+    for _ in range(rounds):
+        a = engine_rate(model_file, 400)
+        b = ceiling_rate(model_file, 400)
+        ours.append(a)
+        ceiling.append(b)
+        ratios.append(a / b)
+    return statistics.median(ours), statistics.median(ceiling), statistics.median(ratios)
 
 
 def prime_seconds(model_file, n: int = 10_000) -> float:
@@ -138,9 +151,8 @@ def main() -> int:
     startup = statistics.median(t for t, _ in launches)
     rss_mb = statistics.median(r for _, r in launches) / 1024
     piped = median_seconds(lambda: piped_once(path), args.runs)
-    ours = statistics.median(engine_rate(model_file, 2000) for _ in range(3))
+    ours, ceiling, share = interleaved(model_file)
     baseline = statistics.median(torch_loop_rate(model_file, 300) for _ in range(3))
-    ceiling = statistics.median(ceiling_rate(model_file, 2000) for _ in range(3))
     prime = prime_seconds(model_file)
 
     rows = [
@@ -150,7 +162,7 @@ def main() -> int:
         ("  plain nn.LSTM one-step loop (same run)", f"{baseline:,.0f} chars/s", ""),
         ("  ratio to the nn.LSTM loop", f"{ours / baseline:.1f}x", ">= 10x"),
         ("  matrix-vector ceiling, same bytes", f"{ceiling:,.0f} passes/s", ""),
-        ("  share of the ceiling", f"{100 * ours / ceiling:.0f} %", ">= 50 %"),
+        ("  share of the ceiling", f"{100 * share:.0f} %", ">= 50 %"),
         ("prime a 10,000-character seed", f"{prime:.3f} s", "<= 0.3 s"),
         ("resident memory, idle REPL", f"{rss_mb:.0f} MB", "<= 120 MB"),
     ]

@@ -1,9 +1,13 @@
 """Fast inference in numpy: the LSTM state, feeding characters, and next-character logits.
 
-The same maths as torch.nn.LSTM (gate order i, f, g, o), rearranged for one character at a
-time: the embedding and first-layer input projection fold into one lookup table, every
-buffer is allocated once, and long seeds are fed layer by layer so that each layer's input
-projection is one matrix product over all positions.
+The same maths as torch.nn.LSTM, rearranged for one character at a time:
+- the embedding and first-layer input projection fold into one lookup table;
+- gate rows are reordered (i, f, o, g) and the sigmoid rows pre-scaled by 1/2, so a single
+  tanh over all gates does the work (sigmoid(x) = (tanh(x/2) + 1) / 2);
+- for layers above the first, [W_ih W_hh] is one matrix applied to [h_below; h_own], which
+  the state layout keeps adjacent in memory;
+- all step weights live in one allocation, every buffer is allocated once, and long seeds
+  are fed layer by layer so each layer's input projection is one matrix product.
 """
 
 from __future__ import annotations
@@ -13,13 +17,10 @@ import numpy as np
 from charchat.modelfile import ModelFile
 
 
-def _sigmoid_(x: np.ndarray) -> np.ndarray:
-    """In place: sigmoid(x) = 0.5 * tanh(0.5 * x) + 0.5 (no overflow for large |x|)."""
-    x *= 0.5
-    np.tanh(x, out=x)
-    x *= 0.5
-    x += 0.5
-    return x
+def _gate_order(hidden: int) -> np.ndarray:
+    """Row permutation from torch's (i, f, g, o) to (i, f, o, g)."""
+    h = hidden
+    return np.concatenate([np.arange(0, 2 * h), np.arange(3 * h, 4 * h), np.arange(2 * h, 3 * h)])
 
 
 class Engine:
@@ -30,33 +31,45 @@ class Engine:
         self.vocab = model.vocab
         self.layers = cfg.layers
         self.hidden = h = cfg.hidden
-        f32 = np.float32
-        # Row v = W_ih0 @ embedding[v] + both first-layer biases: layer 0's input for char v.
-        self.input_table = np.ascontiguousarray(
-            t["embedding.weight"].astype(f32) @ t["lstm.weight_ih_l0"].astype(f32).T
-            + t["lstm.bias_ih_l0"]
-            + t["lstm.bias_hh_l0"],
-            dtype=f32,
-        )
-        self.w_hh = [
-            np.ascontiguousarray(t[f"lstm.weight_hh_l{k}"], dtype=f32) for k in range(self.layers)
-        ]
-        self.w_ih = [None] + [
-            np.ascontiguousarray(t[f"lstm.weight_ih_l{k}"], dtype=f32)
-            for k in range(1, self.layers)
-        ]
-        self.bias = [None] + [
-            (t[f"lstm.bias_ih_l{k}"] + t[f"lstm.bias_hh_l{k}"]).astype(f32)
-            for k in range(1, self.layers)
-        ]
-        self.head_w = np.ascontiguousarray(t["head.weight"], dtype=f32)
-        self.head_b = np.asarray(t["head.bias"], dtype=f32)
-        # state[0] = h, state[1] = c, one row per layer
-        self.state = np.zeros((2, self.layers, h), dtype=f32)
-        self._gates = np.empty(4 * h, dtype=f32)
-        self._tmp = np.empty(4 * h, dtype=f32)
-        self._scratch = np.empty(h, dtype=f32)
-        self._logits = np.empty(len(self.vocab), dtype=f32)
+        f64 = np.float64
+        order = _gate_order(h)
+        scale = np.ones(4 * h)
+        scale[: 3 * h] = 0.5  # the sigmoid gates i, f, o
+
+        def gates(name: str) -> np.ndarray:
+            return t[name].astype(f64)[order] * (scale[:, None] if t[name].ndim == 2 else scale)
+
+        table = t["embedding.weight"].astype(f64) @ gates("lstm.weight_ih_l0").T
+        table += gates("lstm.bias_ih_l0") + gates("lstm.bias_hh_l0")
+        # Row v: layer 0's pre-activations for character v, before the recurrent term.
+        self.input_table = table.astype(np.float32)
+
+        shapes = [(4 * h, h)] + [(4 * h, 2 * h)] * (self.layers - 1) + [(len(self.vocab), h)]
+        arena = np.empty(sum(a * b for a, b in shapes), dtype=np.float32)
+        views, offset = [], 0
+        for rows, cols in shapes:
+            views.append(arena[offset : offset + rows * cols].reshape(rows, cols))
+            offset += rows * cols
+        self.w_first = views[0]  # layer 0's recurrent matrix
+        self.w_first[:] = gates("lstm.weight_hh_l0")
+        self.w_upper = views[1:-1]  # layer k >= 1: [W_ih W_hh], applied to [h_{k-1}; h_k]
+        self.b_upper = []
+        for k, w in enumerate(self.w_upper, start=1):
+            w[:, :h] = gates(f"lstm.weight_ih_l{k}")
+            w[:, h:] = gates(f"lstm.weight_hh_l{k}")
+            self.b_upper.append(
+                (gates(f"lstm.bias_ih_l{k}") + gates(f"lstm.bias_hh_l{k}")).astype(np.float32)
+            )
+        self.head_w = views[-1]
+        self.head_w[:] = t["head.weight"]
+        self.head_b = np.asarray(t["head.bias"], dtype=np.float32)
+
+        # state[0] = h, state[1] = c, one row per layer; rows k-1 and k of h are adjacent
+        self.state = np.zeros((2, self.layers, h), dtype=np.float32)
+        self._h_flat = self.state[0].reshape(-1)
+        self._gates = np.empty(4 * h, dtype=np.float32)
+        self._scratch = np.empty(h, dtype=np.float32)
+        self._logits = np.empty(len(self.vocab), dtype=np.float32)
         self._logits_valid = False
 
     # ------------------------------------------------------------ state
@@ -72,33 +85,38 @@ class Engine:
         self.state[:] = snapshot
         self._logits_valid = False
 
+    @property
+    def step_bytes(self) -> int:
+        """Weight bytes one generated character reads (for the benchmark's ceiling)."""
+        return self.w_first.nbytes + sum(w.nbytes for w in self.w_upper) + self.head_w.nbytes
+
     # ------------------------------------------------------------ stepping
 
     def _cell(self, gates: np.ndarray, layer: int) -> None:
-        """Given pre-activations (i, f, g, o), update this layer's c and h in place."""
+        """Given pre-activations (i/2, f/2, o/2, g), update this layer's c and h in place."""
         h = self.hidden
         c_row = self.state[1, layer]
         h_row = self.state[0, layer]
-        _sigmoid_(gates[: 2 * h])
-        _sigmoid_(gates[3 * h :])
-        np.tanh(gates[2 * h : 3 * h], out=gates[2 * h : 3 * h])
+        np.tanh(gates, out=gates)
+        sig = gates[: 3 * h]
+        sig *= 0.5
+        sig += 0.5
         c_row *= gates[h : 2 * h]
-        np.multiply(gates[:h], gates[2 * h : 3 * h], out=self._scratch)
+        np.multiply(gates[:h], gates[3 * h :], out=self._scratch)
         c_row += self._scratch
         np.tanh(c_row, out=h_row)
-        h_row *= gates[3 * h :]
+        h_row *= gates[2 * h : 3 * h]
 
     def feed(self, char_id: int) -> None:
         """Read one character."""
-        gates, tmp = self._gates, self._tmp
-        np.dot(self.w_hh[0], self.state[0, 0], out=gates)
+        gates = self._gates
+        h = self.hidden
+        np.dot(self.w_first, self.state[0, 0], out=gates)
         gates += self.input_table[char_id]
         self._cell(gates, 0)
         for k in range(1, self.layers):
-            np.dot(self.w_ih[k], self.state[0, k - 1], out=gates)
-            np.dot(self.w_hh[k], self.state[0, k], out=tmp)
-            gates += tmp
-            gates += self.bias[k]
+            np.dot(self.w_upper[k - 1], self._h_flat[(k - 1) * h : (k + 1) * h], out=gates)
+            gates += self.b_upper[k - 1]
             self._cell(gates, k)
         self._logits_valid = False
 
@@ -110,18 +128,21 @@ class Engine:
         if len(ids) == 1:
             self.feed(int(ids[0]))
             return
+        h = self.hidden
         inputs = self.input_table[ids]  # (T, 4H): layer 0's projected inputs
         gates = self._gates
         for k in range(self.layers):
-            outputs = np.empty((len(ids), self.hidden), dtype=np.float32)
+            recurrent = self.w_first if k == 0 else self.w_upper[k - 1][:, h:]
+            outputs = np.empty((len(ids), h), dtype=np.float32)
+            h_row = self.state[0, k]
             for t in range(len(ids)):
-                np.dot(self.w_hh[k], self.state[0, k], out=gates)
+                np.dot(recurrent, h_row, out=gates)
                 gates += inputs[t]
                 self._cell(gates, k)
-                outputs[t] = self.state[0, k]
+                outputs[t] = h_row
             if k + 1 < self.layers:
-                inputs = outputs @ self.w_ih[k + 1].T
-                inputs += self.bias[k + 1]
+                inputs = outputs @ self.w_upper[k][:, :h].T
+                inputs += self.b_upper[k]
         self._logits_valid = False
 
     def logits(self) -> np.ndarray:

@@ -47,6 +47,8 @@ class Settings:
 
 def _clean(logits: np.ndarray) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64)
+    if np.isfinite(z).all():
+        return z
     return np.nan_to_num(z, nan=-np.inf, posinf=np.finfo(np.float64).max)
 
 
@@ -63,12 +65,12 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 def tempered_logprobs(logits: np.ndarray, temperature: float) -> np.ndarray:
     """log softmax(logits / T); for T below GREEDY_BELOW, all mass on the (first) maximum."""
-    base = log_softmax(logits)
     if temperature < GREEDY_BELOW:
-        out = np.full_like(base, -np.inf)
+        out = np.full(len(logits), -np.inf)
         out[most_likely(logits)] = 0.0
         return out
-    return log_softmax(base / temperature)
+    z = _clean(logits)
+    return log_softmax((z - z.max()) / temperature)
 
 
 def probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
