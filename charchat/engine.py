@@ -33,11 +33,12 @@ class Engine:
         self.hidden = h = cfg.hidden
         f64 = np.float64
         order = _gate_order(h)
-        scale = np.ones(4 * h)
-        scale[: 3 * h] = 0.5  # the sigmoid gates i, f, o
 
-        def gates(name: str) -> np.ndarray:
-            return t[name].astype(f64)[order] * (scale[:, None] if t[name].ndim == 2 else scale)
+        def gates(name: str, dtype=f64) -> np.ndarray:
+            """Rows reordered and scaled (by 1/2: exact in any precision)."""
+            rows = t[name][order].astype(dtype, copy=False)
+            rows[: 3 * h] *= 0.5
+            return rows
 
         table = t["embedding.weight"].astype(f64) @ gates("lstm.weight_ih_l0").T
         table += gates("lstm.bias_ih_l0") + gates("lstm.bias_hh_l0")
@@ -51,12 +52,12 @@ class Engine:
             views.append(arena[offset : offset + rows * cols].reshape(rows, cols))
             offset += rows * cols
         self.w_first = views[0]  # layer 0's recurrent matrix
-        self.w_first[:] = gates("lstm.weight_hh_l0")
+        self.w_first[:] = gates("lstm.weight_hh_l0", np.float32)
         self.w_upper = views[1:-1]  # layer k >= 1: [W_ih W_hh], applied to [h_{k-1}; h_k]
         self.b_upper = []
         for k, w in enumerate(self.w_upper, start=1):
-            w[:, :h] = gates(f"lstm.weight_ih_l{k}")
-            w[:, h:] = gates(f"lstm.weight_hh_l{k}")
+            w[:, :h] = gates(f"lstm.weight_ih_l{k}", np.float32)
+            w[:, h:] = gates(f"lstm.weight_hh_l{k}", np.float32)
             self.b_upper.append(
                 (gates(f"lstm.bias_ih_l{k}") + gates(f"lstm.bias_hh_l{k}")).astype(np.float32)
             )
