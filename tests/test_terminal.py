@@ -92,3 +92,32 @@ def test_model_output_never_puts_a_raw_escape_on_the_terminal(tmp_path):
     # vocabulary has no 7, 8 or m, so whatever ESC is left would be a raw one from the model
     ours = re.compile(r"\x1b7.*?\x1b8|\x1b\[[0-9;]*m", re.S)
     assert "\x1b" not in ours.sub("", streamed)
+
+
+def test_color_and_score_in_a_narrow_terminal(tiny_model_path):
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "charchat", "-m", str(tiny_model_path), "-n", "20", "--seed", "2"],
+        env={**os.environ, "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"},
+        dimensions=(24, 60),
+        timeout=30,
+        encoding="utf-8",
+        codec_errors="replace",
+    )
+    child.expect("›")
+    child.send("/color on\r")
+    child.expect("colour by surprise on")
+    child.expect("›")
+    child.send("the will\r")
+    child.expect(r"\x1b\[3[1-6]")  # characters coloured by surprise
+    child.expect("›")
+    child.send("/probs 4\r")
+    child.expect("entropy")
+    lines = [line for line in child.before.splitlines() if "█" in line or "▏" in line]
+    assert lines and all(len(re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", line)) <= 60 for line in lines)
+    child.expect("›")
+    child.send("/score the will\r")
+    child.expect(r"bits/char over 8 characters")
+    child.expect("most surprising")
+    child.send("\x04")
+    child.expect(pexpect.EOF)
