@@ -468,11 +468,11 @@ class Trainer:
         else:
             val = math.nan
         improved = math.isfinite(val) and val < p.best_val
+        p.history.append([p.step, round(p.elapsed, 1), round(val / math.log(2), 5)])
         if improved or (len(self.corpus.val) < 2 and p.step > 0):
             if improved:
                 p.best_val = val
             save_model(self.model_file(), self.out)
-        p.history.append([p.step, round(p.elapsed, 1), round(val / math.log(2), 5)])
         self.on_event({"kind": "val", "step": p.step, "val_nats": val, "best_nats": p.best_val})
         return val
 
