@@ -14,12 +14,12 @@ from charchat.modelfile import save_model
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a pty")
 
 
-def spawn(model_path, *args, env=None):
+def spawn(model_path, *args, env=None, columns=80):
     child = pexpect.spawn(
         sys.executable,
         ["-m", "charchat", "-m", str(model_path), *args],
         env={**os.environ, "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1", **(env or {})},
-        dimensions=(24, 80),
+        dimensions=(24, columns),
         timeout=30,
         encoding="utf-8",
         codec_errors="replace",
@@ -95,16 +95,7 @@ def test_model_output_never_puts_a_raw_escape_on_the_terminal(tmp_path):
 
 
 def test_color_and_score_in_a_narrow_terminal(tiny_model_path):
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "charchat", "-m", str(tiny_model_path), "-n", "20", "--seed", "2"],
-        env={**os.environ, "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"},
-        dimensions=(24, 60),
-        timeout=30,
-        encoding="utf-8",
-        codec_errors="replace",
-    )
-    child.expect("›")
+    child = spawn(tiny_model_path, "-n", "20", "--seed", "2", columns=60)
     child.send("/color on\r")
     child.expect("colour by surprise on")
     child.expect("›")
