@@ -72,6 +72,7 @@ class Engine:
         self._scratch = np.empty(h, dtype=np.float32)
         self._logits = np.empty(len(self.vocab), dtype=np.float32)
         self._logits_valid = False
+        self._w_hh_upper: dict[int, np.ndarray] = {}  # see _recurrent_upper
 
     # ------------------------------------------------------------ state
 
@@ -153,8 +154,6 @@ class Engine:
     def _recurrent_upper(self, layer: int) -> np.ndarray:
         """W_hh of an upper layer as its own contiguous matrix: numpy multiplies the strided
         half of the fused matrix three times slower. Made on the first long seed, then kept."""
-        if not hasattr(self, "_w_hh_upper"):
-            self._w_hh_upper = {}
         if layer not in self._w_hh_upper:
             self._w_hh_upper[layer] = np.ascontiguousarray(
                 self.w_upper[layer - 1][:, self.hidden :]
