@@ -110,12 +110,20 @@ def train(
     hidden: int | None = typer.Option(None, "--hidden", help="Units per layer."),
     embedding: int | None = typer.Option(None, "--embedding", help="Embedding size."),
     dropout: float | None = typer.Option(None, "--dropout", help="Dropout probability."),
+    weight_drop: float | None = typer.Option(
+        None, "--weight-drop", help="DropConnect probability on the recurrent weights."
+    ),
     seq_len: int = typer.Option(128, "--seq-len", help="Characters per BPTT window."),
     batch_size: int = typer.Option(64, "--batch-size", help="Parallel streams per batch."),
     lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate."),
     weight_decay: float = typer.Option(0.05, "--weight-decay", help="AdamW weight decay."),
-    epochs: float = typer.Option(20.0, "--epochs", help="Passes over the training text."),
+    epochs: float | None = typer.Option(
+        None,
+        "--epochs",
+        help="Passes over the training text [default: 20, or what fits --minutes].",
+    ),
     minutes: float | None = typer.Option(None, "--minutes", help="Wall-clock budget."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
     val_fraction: float = typer.Option(0.1, "--val-fraction", help="Held out from the end."),
     seed: int = typer.Option(1234, "--seed", help="Random seed."),
     device: Device = typer.Option(Device.auto, "--device", help="Where to train."),
@@ -136,6 +144,7 @@ def train(
                 "hidden": hidden,
                 "embedding": embedding,
                 "dropout": dropout,
+                "weight_drop": weight_drop,
             },
             train_options={
                 "seq_len": seq_len,
@@ -144,6 +153,7 @@ def train(
                 "weight_decay": weight_decay,
                 "epochs": epochs,
                 "minutes": minutes,
+                "threads": threads,
                 "val_fraction": val_fraction,
                 "seed": seed,
                 "device": device.value,

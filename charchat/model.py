@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from charchat.modelfile import ModelConfig, ModelFile
 
@@ -26,8 +28,21 @@ class CharLSTM(nn.Module):
 
     def forward(self, ids: torch.Tensor, state=None):
         """ids (batch, time) -> logits (batch, time, vocab), new state (h, c)."""
-        out, state = self.lstm(self.embedding(ids), state)
+        embedded = self.embedding(ids)
+        if self.training and self.config.weight_drop > 0:
+            # One mask per batch on each hidden-to-hidden matrix, shared by every time step.
+            dropped = {
+                name: F.dropout(getattr(self.lstm, name), self.config.weight_drop)
+                for name in self.recurrent_weight_names
+            }
+            out, state = functional_call(self.lstm, dropped, (embedded, state))
+        else:
+            out, state = self.lstm(embedded, state)
         return self.head(self.drop(out)), state
+
+    @property
+    def recurrent_weight_names(self) -> list[str]:
+        return [f"weight_hh_l{layer}" for layer in range(self.config.layers)]
 
     def numpy_tensors(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().float().numpy().copy() for k, v in self.state_dict().items()}

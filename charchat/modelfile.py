@@ -38,14 +38,21 @@ class ModelConfig:
     hidden: int = 512  # units per LSTM layer
     embedding: int = 64  # size of the learned character embedding
     dropout: float = 0.3  # between layers and before the output head (training only)
+    weight_drop: float = 0.0  # DropConnect on the recurrent weights (training only)
 
     def check(self) -> None:
         for name, top in (("layers", MAX_LAYERS), ("hidden", MAX_WIDTH), ("embedding", MAX_WIDTH)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
                 raise CharchatError(f"{name} must be a whole number from 1 to {top}")
-        if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
-            raise CharchatError("dropout must be at least 0 and below 1")
+        for name in ("dropout", "weight_drop"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+                raise CharchatError(f"{name.replace('_', ' ')} must be at least 0 and below 1")
+
+
+# Files written before weight_drop existed leave it out; it only matters during training.
+REQUIRED_CONFIG_KEYS = {"layers", "hidden", "embedding", "dropout"}
 
 
 def tensor_shapes(config: ModelConfig, vocab_size: int) -> dict[str, tuple[int, ...]]:
@@ -183,7 +190,9 @@ def _parse_metadata(path: Path, header: dict) -> tuple[Vocab, ModelConfig, dict]
         raise CharchatError(f"{path}: the vocabulary is missing or has an absurd size")
     vocab = Vocab(chars)
     raw_config = info.get("config")
-    if not isinstance(raw_config, dict) or set(raw_config) != set(ModelConfig.__dataclass_fields__):
+    if not isinstance(raw_config, dict) or not (
+        REQUIRED_CONFIG_KEYS <= set(raw_config) <= set(ModelConfig.__dataclass_fields__)
+    ):
         raise CharchatError(f"{path}: the architecture in the metadata is malformed")
     config = ModelConfig(**raw_config)
     try:

@@ -45,6 +45,8 @@ SAMPLE_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
 VAL_STREAMS = 32  # validation runs in this many parallel stretches of the held-out text...
 VAL_BURN_IN = 256  # ...each warmed up on the text before it, so the figure matches `eval`
 NONFINITE_ROLLBACK_AFTER = 3
+DEFAULT_EPOCHS = 20.0
+UNBOUNDED_EPOCHS = 1e6  # with only --minutes, the time budget alone ends the run
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,9 @@ class TrainConfig:
     batch_size: int = 64  # parallel streams through the corpus
     lr: float = 2e-3  # peak learning rate
     weight_decay: float = 0.05  # AdamW decay on weight matrices
-    epochs: float = 20.0  # passes over the training split (the schedule's length)
+    epochs: float | None = None  # the schedule's length in passes; default: 20, or the budget's
     minutes: float | None = None  # wall-clock budget; the schedule is fitted to it
+    threads: int | None = None  # torch CPU threads; default: torch's own choice
     val_fraction: float = 0.1  # held out from the end of the corpus
     seed: int = 1234
     device: str = "auto"
@@ -70,8 +73,9 @@ class TrainConfig:
             "seq_len": self.seq_len,
             "batch_size": self.batch_size,
             "lr": self.lr,
-            "epochs": self.epochs,
+            "epochs": 1 if self.epochs is None else self.epochs,
             "eval_every": self.eval_every,
+            "threads": 1 if self.threads is None else self.threads,
         }
         for name, value in positive.items():
             if not value > 0:
@@ -272,6 +276,8 @@ class Trainer:
         self.corpus = prepare_corpus(text, corpus_name, cfg.val_fraction, cfg)
         self.model_config = model_config
         self.device = pick_device(cfg.device)
+        if cfg.threads is not None:
+            torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.module = CharLSTM(len(self.corpus.vocab), model_config).to(self.device)
         decay = [
@@ -292,13 +298,19 @@ class Trainer:
         )
         self.progress = Progress()
         self.steps_per_epoch = batches_per_epoch(self.corpus, cfg)
-        self.total_steps = max(1, int(cfg.epochs * self.steps_per_epoch))
+        self.total_steps = max(1, int(self.schedule_epochs(cfg) * self.steps_per_epoch))
         self.progress.schedule_steps = self.total_steps
         self.hidden = None
         self._stop_signal: int | None = None
         self._last_good: dict | None = None
 
     # -------------------------------------------------------- schedule
+
+    @staticmethod
+    def schedule_epochs(cfg: TrainConfig) -> float:
+        if cfg.epochs is not None:
+            return cfg.epochs
+        return UNBOUNDED_EPOCHS if cfg.minutes is not None else DEFAULT_EPOCHS
 
     def lr_at(self, step: int) -> float:
         cfg, p = self.cfg, self.progress
@@ -608,7 +620,12 @@ def train(
                 f"({saved_arch.layers}x{saved_arch.hidden}, embedding {saved_arch.embedding})"
             )
         model_config = saved_arch
-        cfg = replace(TrainConfig(**meta["train_config"]), minutes=cfg.minutes, device=cfg.device)
+        cfg = replace(
+            TrainConfig(**meta["train_config"]),
+            minutes=cfg.minutes,
+            device=cfg.device,
+            threads=cfg.threads,
+        )
     trainer = Trainer(
         text, Path(corpus_path).name, out, model_config or PRESETS["medium"], cfg, on_event
     )

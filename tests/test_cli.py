@@ -173,6 +173,10 @@ def test_bad_option_values(tmp_path, corpus_file):
     no_traceback_one_line(result)
     result = charchat("train", str(corpus_file), "--out", str(tmp_path / "m"), "--lr", "-1")
     no_traceback_one_line(result)
+    for option, value in (("--weight-drop", "1"), ("--threads", "0")):
+        result = charchat("train", str(corpus_file), "--out", str(tmp_path / "m"), option, value)
+        no_traceback_one_line(result)
+        assert option.lstrip("-").replace("-", " ") in result.stderr.decode()
 
 
 def test_interrupted_training_says_how_to_resume(tmp_path, corpus_file):

@@ -139,12 +139,48 @@ def _meta_with(**changes):
             "absurdly large",
         ),
         ({"charchat": json.dumps(_meta_with(format_version=99))}, "version"),
+        (
+            {
+                "charchat": json.dumps(
+                    _meta_with(
+                        config={
+                            "layers": 1,
+                            "hidden": 8,
+                            "embedding": 8,
+                            "dropout": 0,
+                            "weight_drop": 1.5,
+                        }
+                    )
+                )
+            },
+            "weight drop",
+        ),
+        (
+            {
+                "charchat": json.dumps(
+                    _meta_with(
+                        config={"layers": 1, "hidden": 8, "embedding": 8, "dropout": 0, "x": 1}
+                    )
+                )
+            },
+            "architecture",
+        ),
     ],
 )
 def test_bad_metadata_is_refused_before_loading_tensors(tmp_path, meta, message):
     tensors, _, _ = _valid_parts()
     with pytest.raises(CharchatError, match=message):
         load_model(_write_with_meta(tmp_path / "m.safetensors", tensors, meta))
+
+
+def test_files_from_before_weight_drop_still_load(tmp_path):
+    tensors, _, model = _valid_parts()
+    meta = model.metadata()
+    del meta["config"]["weight_drop"]
+    loaded = load_model(
+        _write_with_meta(tmp_path / "m.safetensors", tensors, {"charchat": json.dumps(meta)})
+    )
+    assert loaded.config.weight_drop == 0.0 and loaded.config.hidden == model.config.hidden
 
 
 def test_absurd_header_length_is_refused_without_allocating(tmp_path):

@@ -1,5 +1,6 @@
 import math
 import signal
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -83,6 +84,39 @@ def test_stepwise_equals_whole_sequence():
         out, state = module(ids[:, t : t + 1], state)
         steps.append(out)
     assert torch.allclose(torch.cat(steps, dim=1), whole, atol=1e-6)
+
+
+def test_weight_drop_masks_recurrent_weights_in_training_only():
+    torch.manual_seed(2)
+    config = ModelConfig(2, 16, 8, dropout=0.0, weight_drop=0.5)
+    module = CharLSTM(20, config)
+    plain = CharLSTM(20, ModelConfig(2, 16, 8, dropout=0.0))
+    plain.load_state_dict(module.state_dict())
+    ids = torch.randint(0, 20, (2, 12))
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    first, _ = module.train()(ids)
+    second, _ = module(ids)
+    assert not torch.allclose(first, second)  # a fresh mask per forward pass
+    assert not torch.allclose(first, plain.train()(ids)[0])
+    first.sum().backward()
+    assert module.lstm.weight_hh_l1.grad.abs().sum() > 0  # gradients reach the real weights
+    assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())
+    assert torch.equal(module.eval()(ids)[0], plain.eval()(ids)[0])  # inference: no mask
+
+
+def test_a_time_budget_alone_is_not_capped_by_epochs():
+    assert Trainer.schedule_epochs(TrainConfig(minutes=5)) > 1000
+    assert Trainer.schedule_epochs(TrainConfig()) == 20
+    assert Trainer.schedule_epochs(TrainConfig(minutes=5, epochs=3)) == 3
+
+
+def test_threads_option_sets_torch_threads(tmp_path):
+    before = torch.get_num_threads()
+    try:
+        Trainer(TEXT, "c.txt", tmp_path / "m.safetensors", TINY, replace(FAST, threads=2))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_training_writes_a_loadable_model_with_a_card(tmp_path):
