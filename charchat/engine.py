@@ -12,14 +12,9 @@ The same maths as torch.nn.LSTM, rearranged for one character at a time:
 
 from __future__ import annotations
 
-import queue
-import threading
-
 import numpy as np
 
 from charchat.modelfile import ModelFile
-
-PIPELINE_CHUNK = 128  # characters a layer reads before handing them to the layer above
 
 
 def _gate_order(hidden: int) -> np.ndarray:
@@ -73,8 +68,8 @@ class Engine:
         # state[0] = h, state[1] = c, one row per layer; rows k-1 and k of h are adjacent
         self.state = np.zeros((2, self.layers, h), dtype=np.float32)
         self._h_flat = self.state[0].reshape(-1)
-        self._gates = np.empty((self.layers, 4 * h), dtype=np.float32)  # one row per layer,
-        self._scratch = np.empty((self.layers, h), dtype=np.float32)  # so layers can run at once
+        self._gates = np.empty(4 * h, dtype=np.float32)
+        self._scratch = np.empty(h, dtype=np.float32)
         self._logits = np.empty(len(self.vocab), dtype=np.float32)
         self._logits_valid = False
         self._w_hh_upper: dict[int, np.ndarray] = {}  # see _recurrent_upper
@@ -109,106 +104,52 @@ class Engine:
         sig *= 0.5
         sig += 0.5
         c_row *= gates[h : 2 * h]
-        scratch = self._scratch[layer]
-        np.multiply(gates[:h], gates[3 * h :], out=scratch)
-        c_row += scratch
+        np.multiply(gates[:h], gates[3 * h :], out=self._scratch)
+        c_row += self._scratch
         np.tanh(c_row, out=h_row)
         h_row *= gates[2 * h : 3 * h]
 
     def feed(self, char_id: int) -> None:
         """Read one character."""
+        gates = self._gates
         h = self.hidden
-        gates = self._gates[0]
         np.dot(self.w_first, self.state[0, 0], out=gates)
         gates += self.input_table[char_id]
         self._cell(gates, 0)
         for k in range(1, self.layers):
-            gates = self._gates[k]
             np.dot(self.w_upper[k - 1], self._h_flat[(k - 1) * h : (k + 1) * h], out=gates)
             gates += self.b_upper[k - 1]
             self._cell(gates, k)
         self._logits_valid = False
 
     def feed_many(self, ids) -> None:
-        """Read a sequence; each layer's input projection is one product per stretch of text."""
+        """Read a sequence; each layer's input projection is one product over all positions."""
         ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) == 0:
+            return
+        if len(ids) == 1:
+            self.feed(int(ids[0]))
+            return
         if len(ids) < 32:  # not worth the layer-by-layer set-up
             for i in ids:
                 self.feed(int(i))
             return
-        try:
-            if self.layers > 1 and len(ids) >= 2 * PIPELINE_CHUNK:
-                self._feed_layers_side_by_side(ids)
-            else:
-                inputs = self.input_table[ids]
-                for k in range(self.layers):
-                    outputs = self._run_layer(k, inputs)
-                    if k + 1 < self.layers:
-                        inputs = self._project_into(k + 1, outputs)
-        finally:
-            self._logits_valid = False
-
-    def _project_into(self, layer: int, below: np.ndarray) -> np.ndarray:
-        """Input pre-activations of an upper layer for every position of the layer below."""
-        inputs = below @ self.w_upper[layer - 1][:, : self.hidden].T
-        inputs += self.b_upper[layer - 1]
-        return inputs
-
-    def _run_layer(self, layer: int, inputs: np.ndarray) -> np.ndarray:
-        """Step one layer through its projected inputs (T, 4H); its outputs h, shape (T, H)."""
-        recurrent = self.w_first if layer == 0 else self._recurrent_upper(layer)
-        gates = self._gates[layer]
-        h_row = self.state[0, layer]
-        outputs = np.empty((len(inputs), self.hidden), dtype=np.float32)
-        for t in range(len(inputs)):
-            np.dot(recurrent, h_row, out=gates)
-            gates += inputs[t]
-            self._cell(gates, layer)
-            outputs[t] = h_row
-        return outputs
-
-    def _feed_layers_side_by_side(self, ids: np.ndarray) -> None:
-        """A pipeline over stretches of the text: layer k reads stretch j while layer k-1
-        reads stretch j+1, each layer in its own thread. numpy lets go of the GIL inside the
-        matrix-vector products, which are most of the time, so two cores share the work.
-        Each layer still reads the whole text in order, so the result is the same."""
-        handoff = [queue.SimpleQueue() for _ in range(self.layers)]  # work for layer k
-        stop = threading.Event()
-
-        def work(layer: int) -> None:
-            try:
-                while not stop.is_set():
-                    below = handoff[layer].get()
-                    if below is None or isinstance(below, BaseException):
-                        handoff[layer + 1].put(below)
-                        return
-                    inputs = (
-                        self.input_table[below] if layer == 0 else self._project_into(layer, below)
-                    )
-                    handoff[layer + 1].put(self._run_layer(layer, inputs))
-            except BaseException as error:  # handed on, so the last layer raises it
-                handoff[layer + 1].put(error)
-
-        workers = [
-            threading.Thread(target=work, args=(k,), daemon=True) for k in range(self.layers - 1)
-        ]
-        for worker in workers:
-            worker.start()
-        try:
-            for start in range(0, len(ids), PIPELINE_CHUNK):
-                handoff[0].put(ids[start : start + PIPELINE_CHUNK])
-            handoff[0].put(None)
-            last = self.layers - 1
-            while (below := handoff[last].get()) is not None:
-                if isinstance(below, BaseException):
-                    raise below
-                self._run_layer(last, self._project_into(last, below))
-        finally:
-            stop.set()
-            for k in range(self.layers - 1):
-                handoff[k].put(None)
-            for worker in workers:
-                worker.join()
+        h = self.hidden
+        inputs = self.input_table[ids]  # (T, 4H): layer 0's projected inputs
+        gates = self._gates
+        for k in range(self.layers):
+            recurrent = self.w_first if k == 0 else self._recurrent_upper(k)
+            outputs = np.empty((len(ids), h), dtype=np.float32)
+            h_row = self.state[0, k]
+            for t in range(len(ids)):
+                np.dot(recurrent, h_row, out=gates)
+                gates += inputs[t]
+                self._cell(gates, k)
+                outputs[t] = h_row
+            if k + 1 < self.layers:
+                inputs = outputs @ self.w_upper[k][:, :h].T
+                inputs += self.b_upper[k]
+        self._logits_valid = False
 
     def _recurrent_upper(self, layer: int) -> np.ndarray:
         """W_hh of an upper layer as its own contiguous matrix: numpy multiplies the strided
