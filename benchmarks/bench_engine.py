@@ -19,7 +19,6 @@ import time
 import numpy as np  # noqa: I001
 
 import charchat  # noqa: F401  (first: it pins numpy's BLAS threads before numpy loads)
-from charchat import engine as engine_module
 from charchat.engine import Engine
 from charchat.modelfile import load_model, resolve_model
 from charchat.sampling import Settings, sample
@@ -127,10 +126,9 @@ def interleaved(model_file, rounds: int = 9) -> tuple[float, float, float]:
     return statistics.median(ours), statistics.median(ceiling), statistics.median(ratios)
 
 
-def prime_seconds(model_file, n: int = 10_000) -> tuple[float, float, float]:
-    """Seconds to read n characters: layers side by side (what feed_many does), layers in
-    turn on one core, and the one-core floor: n times the recurrent matrix-vector products
-    alone, which no order of work on one core can beat."""
+def prime_seconds(model_file, n: int = 10_000) -> tuple[float, float]:
+    """Seconds to read n characters, and the one-core floor: n times the recurrent
+    matrix-vector products alone, which no order of work on one core can beat."""
     ids = np.random.default_rng(0).integers(0, len(model_file.vocab), n)
     engine = Engine(model_file)
 
@@ -138,13 +136,7 @@ def prime_seconds(model_file, n: int = 10_000) -> tuple[float, float, float]:
         engine.reset()
         engine.feed_many(ids)
 
-    side_by_side = median_seconds(prime, 5)
-    chunk = engine_module.PIPELINE_CHUNK
-    engine_module.PIPELINE_CHUNK = n  # too long to split: the layers run in turn
-    try:
-        in_turn = median_seconds(prime, 5)
-    finally:
-        engine_module.PIPELINE_CHUNK = chunk
+    seconds = median_seconds(prime, 5)
     recurrent = [engine.w_first] + [engine._recurrent_upper(k) for k in range(1, engine.layers)]
     out = np.empty(4 * engine.hidden, dtype=np.float32)
     h = np.ones(engine.hidden, dtype=np.float32)
@@ -154,7 +146,7 @@ def prime_seconds(model_file, n: int = 10_000) -> tuple[float, float, float]:
             for w in recurrent:
                 np.dot(w, h, out=out)
 
-    return side_by_side, in_turn, median_seconds(matvecs_only, 3)
+    return seconds, median_seconds(matvecs_only, 3)
 
 
 def main() -> int:
@@ -173,7 +165,7 @@ def main() -> int:
     piped = median_seconds(lambda: piped_once(path), args.runs)
     ours, ceiling, share = interleaved(model_file)
     baseline = statistics.median(torch_loop_rate(model_file, 300) for _ in range(3))
-    prime, prime_in_turn, prime_floor = prime_seconds(model_file)
+    prime, prime_floor = prime_seconds(model_file)
 
     rows = [
         ("launch on a pty -> prompt drawn (median)", f"{startup:.3f} s", "<= 0.35 s"),
@@ -184,7 +176,6 @@ def main() -> int:
         ("  matrix-vector ceiling, same bytes", f"{ceiling:,.0f} passes/s", ""),
         ("  share of the ceiling", f"{100 * share:.0f} %", ">= 50 %"),
         ("prime a 10,000-character seed", f"{prime:.3f} s", "<= 0.3 s"),
-        ("  the same, layers in turn on one core", f"{prime_in_turn:.3f} s", ""),
         ("  one-core floor: the recurrent products alone", f"{prime_floor:.3f} s", ""),
         ("resident memory, idle REPL", f"{rss_mb:.0f} MB", "<= 120 MB"),
     ]
