@@ -37,7 +37,9 @@ def card(name: str, corpus: Path, command: str, seed_text: str = "The ") -> str:
         "| | |",
         "|---|---|",
         f"| file | `weights/{path.name}` ({path.stat().st_size / 1e6:.1f} MB) |",
-        f"| architecture | {cfg.layers} × LSTM {cfg.hidden}, embedding {cfg.embedding}, dropout {cfg.dropout} |",
+        f"| architecture | {cfg.layers} × LSTM {cfg.hidden}, embedding {cfg.embedding} |",
+        f"| regularisation | dropout {cfg.dropout}, weight drop {cfg.weight_drop}, "
+        f"weight decay {c['train_config']['weight_decay']} |",
         f"| parameters | {model.parameters:,} |",
         f"| vocabulary | {len(model.vocab)} characters |",
         f"| corpus | `{c['corpus']}`, {c['corpus_chars']:,} characters, sha256 `{c['corpus_sha256'][:16]}…` |",
