@@ -22,13 +22,11 @@ from charchat.errors import CharchatError
 from charchat.modelfile import ModelFile, atomic_write, load_model, resolve_model
 from charchat.sampling import (
     Settings,
-    choose,
-    distribution,
     entropy_bits,
     kept_mask,
     log_softmax,
+    next_char,
     probabilities,
-    sample,
 )
 
 DEFAULT_LENGTH = 400
@@ -191,10 +189,8 @@ class Session:
             for _ in range(length):
                 logits = self.engine.logits()
                 settings = self.settings  # read every step: it may change mid-stream
-                probs = distribution(logits, settings)
-                index = choose(probs, settings, self.rng)
-                p_one = float(np.exp(log_softmax(logits)[index]))
-                self.last_entropy = entropy_bits(probs)
+                index, logprob, self.last_entropy = next_char(logits, settings, self.rng)
+                p_one = math.exp(logprob)
                 self.engine.feed(index)
                 self.transcript += chars[index]
                 done += 1
@@ -344,9 +340,9 @@ class Session:
                 text, entropies, surprisals = [], [], []
                 for _ in range(self.length):
                     logits = self.engine.logits()
-                    index = sample(logits, settings, rng)
-                    entropies.append(entropy_bits(distribution(logits, settings)))
-                    surprisals.append(float(-log_softmax(logits)[index] * LOG2E))
+                    index, logprob, entropy = next_char(logits, settings, rng)
+                    entropies.append(entropy)
+                    surprisals.append(-logprob * LOG2E)
                     self.engine.feed(index)
                     text.append(chars[index])
                 lines.append(

@@ -7,9 +7,11 @@ from hypothesis.extra.numpy import arrays
 from charchat.errors import CharchatError
 from charchat.sampling import (
     Settings,
+    choose,
     distribution,
     entropy_bits,
     log_softmax,
+    next_char,
     probabilities,
     sample,
     tempered_logprobs,
@@ -42,6 +44,27 @@ def test_any_logits_and_settings_give_a_valid_draw(logits, t, mode, k, p, seed):
     assert 0 <= index < len(logits)
     assert probs[index] > 0  # never a character of probability zero
     assert np.isfinite(entropy_bits(probs))
+
+
+@settings(max_examples=400, deadline=None)
+@given(logits_strategy, temperatures, modes, st.integers(0, 2**32))
+def test_next_char_agrees_with_the_distribution_it_reports(logits, t, mode, seed):
+    s = Settings(temperature=t, mode=mode).check()
+    index, logprob, entropy = next_char(logits, s, np.random.default_rng(seed))
+    probs = distribution(logits, s)
+    assert index == choose(probs, s, np.random.default_rng(seed))
+    assert logprob == pytest.approx(float(log_softmax(logits)[index]), rel=1e-9, abs=1e-9)
+    assert entropy == pytest.approx(entropy_bits(probs), rel=1e-9, abs=1e-9)
+    assert entropy >= 0 and np.isfinite(logprob)
+
+
+def test_next_char_survives_nan_logits():
+    logits = np.array([np.nan, 1.0, 0.5, np.nan], dtype=np.float32)
+    for t in (0.5, 1.0, 3.0):
+        index, logprob, entropy = next_char(
+            logits, Settings(temperature=t), np.random.default_rng(1)
+        )
+        assert index in (1, 2) and np.isfinite(logprob) and np.isfinite(entropy)
 
 
 @given(logits_strategy)
