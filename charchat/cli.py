@@ -174,12 +174,13 @@ def evaluate(
     tail: float | None = typer.Option(
         None, "--tail", help="Score only the last fraction of the text (0.1 = a held-out 10 %)."
     ),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
 ) -> None:
     """Bits per character of a model on a text: whole text, in order, state carried."""
     try:
         from charchat.evaluate import evaluate_file
 
-        result = evaluate_file(model, text, tail)
+        result = evaluate_file(model, text, tail, threads)
     except CharchatError as e:
         fail(str(e))
     sys.stdout.write(

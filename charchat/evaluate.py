@@ -40,9 +40,17 @@ def evaluate_text(model_file, text: str) -> EvalResult:
     return EvalResult(total / (len(known) - 1), len(text), len(known) - 1, skipped)
 
 
-def evaluate_file(model: str, text_path: Path, tail: float | None = None) -> EvalResult:
+def evaluate_file(
+    model: str, text_path: Path, tail: float | None = None, threads: int | None = None
+) -> EvalResult:
     if tail is not None and not 0 < tail <= 1:
         raise CharchatError("--tail must be above 0 and at most 1")
+    if threads is not None:
+        if threads < 1:
+            raise CharchatError("--threads must be above 0")
+        import torch
+
+        torch.set_num_threads(threads)
     model_file = load_model(resolve_model(model))
     text = read_corpus(text_path)
     if tail is not None:

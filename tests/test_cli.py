@@ -113,6 +113,8 @@ def test_eval_tail_scores_the_held_out_part(tmp_path, corpus_file):
     whole = charchat("eval", str(out), str(corpus_file))
     tail = charchat("eval", str(out), str(corpus_file), "--tail", "0.1")
     assert whole.stdout != tail.stdout and b"scored" in tail.stdout
+    one_thread = charchat("eval", str(out), str(corpus_file), "--tail", "0.1", "--threads", "1")
+    assert one_thread.stdout == tail.stdout
 
 
 @pytest.mark.parametrize(
@@ -173,6 +175,9 @@ def test_bad_option_values(tmp_path, corpus_file):
     no_traceback_one_line(result)
     result = charchat("train", str(corpus_file), "--out", str(tmp_path / "m"), "--lr", "-1")
     no_traceback_one_line(result)
+    result = charchat("eval", "nonexistent-model-x", str(corpus_file), "--threads", "0")
+    no_traceback_one_line(result)
+    assert b"threads" in result.stderr
     for option, value in (("--weight-drop", "1"), ("--threads", "0")):
         result = charchat("train", str(corpus_file), "--out", str(tmp_path / "m"), option, value)
         no_traceback_one_line(result)
