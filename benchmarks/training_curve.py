@@ -23,9 +23,9 @@ def curve(path: Path) -> list:
 
 def main() -> int:
     rows = curve(Path(sys.argv[1]))
-    print("step,train_seconds,val_bits_per_char")
-    for step, seconds, bpc in rows:
-        print(f"{step},{seconds},{bpc}")
+    print("step,train_seconds,val_bits_per_char,averaged_val_bits_per_char")
+    for step, seconds, bpc, *averaged in rows:
+        print(f"{step},{seconds},{bpc},{averaged[0] if averaged and averaged[0] else ''}")
     return 0 if rows else 1
 
 

@@ -113,6 +113,9 @@ def train(
     weight_drop: float | None = typer.Option(
         None, "--weight-drop", help="DropConnect probability on the recurrent weights."
     ),
+    input_dropout: float | None = typer.Option(
+        None, "--input-dropout", help="Dropout probability on the embedded characters."
+    ),
     seq_len: int = typer.Option(128, "--seq-len", help="Characters per BPTT window."),
     batch_size: int = typer.Option(64, "--batch-size", help="Parallel streams per batch."),
     lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate."),
@@ -123,6 +126,11 @@ def train(
         help="Passes over the training text [default: 20, or what fits --minutes].",
     ),
     minutes: float | None = typer.Option(None, "--minutes", help="Wall-clock budget."),
+    average_from: float | None = typer.Option(
+        None,
+        "--average-from",
+        help="From this fraction of the schedule on, also score the running mean of the weights.",
+    ),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
     val_fraction: float = typer.Option(0.1, "--val-fraction", help="Held out from the end."),
     seed: int = typer.Option(1234, "--seed", help="Random seed."),
@@ -145,6 +153,7 @@ def train(
                 "embedding": embedding,
                 "dropout": dropout,
                 "weight_drop": weight_drop,
+                "input_dropout": input_dropout,
             },
             train_options={
                 "seq_len": seq_len,
@@ -153,6 +162,7 @@ def train(
                 "weight_decay": weight_decay,
                 "epochs": epochs,
                 "minutes": minutes,
+                "average_from": average_from,
                 "threads": threads,
                 "val_fraction": val_fraction,
                 "seed": seed,

@@ -29,6 +29,8 @@ class CharLSTM(nn.Module):
     def forward(self, ids: torch.Tensor, state=None):
         """ids (batch, time) -> logits (batch, time, vocab), new state (h, c)."""
         embedded = self.embedding(ids)
+        if self.config.input_dropout > 0:
+            embedded = F.dropout(embedded, self.config.input_dropout, self.training)
         if self.training and self.config.weight_drop > 0:
             # One mask per batch on each hidden-to-hidden matrix, shared by every time step.
             dropped = {

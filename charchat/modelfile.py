@@ -39,19 +39,20 @@ class ModelConfig:
     embedding: int = 64  # size of the learned character embedding
     dropout: float = 0.3  # between layers and before the output head (training only)
     weight_drop: float = 0.0  # DropConnect on the recurrent weights (training only)
+    input_dropout: float = 0.0  # dropout on the embedded characters (training only)
 
     def check(self) -> None:
         for name, top in (("layers", MAX_LAYERS), ("hidden", MAX_WIDTH), ("embedding", MAX_WIDTH)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
                 raise CharchatError(f"{name} must be a whole number from 1 to {top}")
-        for name in ("dropout", "weight_drop"):
+        for name in ("dropout", "weight_drop", "input_dropout"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
                 raise CharchatError(f"{name.replace('_', ' ')} must be at least 0 and below 1")
 
 
-# Files written before weight_drop existed leave it out; it only matters during training.
+# Older files leave out weight_drop and input_dropout; they only matter during training.
 REQUIRED_CONFIG_KEYS = {"layers", "hidden", "embedding", "dropout"}
 
 

@@ -64,6 +64,7 @@ class TrainConfig:
     warmup_steps: int = 100
     min_lr_ratio: float = 0.05  # the cosine decays to this fraction of lr
     clip: float = 1.0  # gradient norm clipping
+    average_from: float | None = None  # from this fraction of the schedule, average the weights
     eval_every: int = 200  # steps between validations (and checkpoints)
     sample_every: int = 5  # validations between temperature samples
     sample_length: int = 160
@@ -80,6 +81,8 @@ class TrainConfig:
         for name, value in positive.items():
             if not value > 0:
                 raise CharchatError(f"--{name.replace('_', '-')} must be above 0")
+        if self.average_from is not None and not 0 <= self.average_from < 1:
+            raise CharchatError("--average-from must be at least 0 and below 1")
         if self.minutes is not None and not self.minutes > 0:
             raise CharchatError("--minutes must be above 0")
         if not 0 <= self.val_fraction < 0.5:
@@ -253,7 +256,9 @@ class Progress:
     chars_seen: int = 0
     skipped_steps: int = 0
     lr_scale: float = 1.0  # halved on each roll-back after non-finite steps
-    history: list = field(default_factory=list)  # [step, elapsed s, val bits/char]
+    averaged_steps: int = 0  # how many steps' weights the running average holds
+    # [step, elapsed s, val bits/char, val bits/char of the averaged weights or None]
+    history: list = field(default_factory=list)
 
 
 class Trainer:
@@ -301,6 +306,7 @@ class Trainer:
         self.total_steps = max(1, int(self.schedule_epochs(cfg) * self.steps_per_epoch))
         self.progress.schedule_steps = self.total_steps
         self.hidden = None
+        self.average: dict[str, torch.Tensor] | None = None  # running mean of the weights
         self._stop_signal: int | None = None
         self._last_good: dict | None = None
 
@@ -327,7 +333,8 @@ class Trainer:
 
     # -------------------------------------------------------- files
 
-    def model_file(self) -> ModelFile:
+    def model_file(self, averaged_over_steps: int = 0) -> ModelFile:
+        """The module's current weights as a model file; say if they are a running mean."""
         p = self.progress
         card = {
             "corpus": self.corpus.name,
@@ -347,7 +354,8 @@ class Trainer:
             "python": platform.python_version(),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "train_config": asdict(self.cfg),
-            "val_curve": [list(row) for row in p.history],  # [step, seconds, val bits/char]
+            "val_curve": [list(row) for row in p.history],  # see Progress.history
+            "averaged_over_steps": averaged_over_steps,
         }
         return ModelFile(self.corpus.vocab, self.model_config, self.module.numpy_tensors(), card)
 
@@ -370,6 +378,8 @@ class Trainer:
             tensors[f"adam.{index}.exp_avg_sq"] = state["exp_avg_sq"].detach().cpu().numpy()
             steps[str(index)] = float(state["step"])
         tensors["rng.torch"] = torch.get_rng_state().numpy()
+        for name, value in (self.average or {}).items():
+            tensors[f"average.{name}"] = value.detach().cpu().numpy()
         if self.hidden is not None:
             tensors["hidden.h"] = self.hidden[0].detach().cpu().numpy()
             tensors["hidden.c"] = self.hidden[1].detach().cpu().numpy()
@@ -410,6 +420,9 @@ class Trainer:
             }
         self.optimizer.load_state_dict(opt)
         torch.set_rng_state(torch.from_numpy(arrays["rng.torch"]))
+        average = {k[8:]: v for k, v in arrays.items() if k.startswith("average.")}
+        if average:
+            self.average = {k: torch.from_numpy(v).to(self.device) for k, v in average.items()}
         if "hidden.h" in arrays:
             self.hidden = (
                 torch.from_numpy(arrays["hidden.h"]).to(self.device),
@@ -473,19 +486,66 @@ class Trainer:
         )
         self.on_event({"kind": "schedule", "steps": self.progress.schedule_steps})
 
-    def validate(self) -> float:
+    # -------------------------------------------------------- weight averaging
+
+    def _update_average(self) -> None:
+        """Fold this step's weights into the running mean, once the schedule is far enough."""
+        p, start = self.progress, self.cfg.average_from
+        if start is None or p.step < start * p.schedule_steps:
+            return
+        weights = self.module.state_dict()
+        if self.average is None or p.averaged_steps == 0:
+            self.average = {k: v.detach().clone() for k, v in weights.items()}
+            p.averaged_steps = 1
+            return
+        p.averaged_steps += 1
+        with torch.no_grad():
+            for name, mean in self.average.items():
+                mean += (weights[name] - mean) / p.averaged_steps
+
+    def _validation_nats(self) -> float:
+        if len(self.corpus.val) < 2:
+            return math.nan
+        return validation_nats_per_char(self.module, self.corpus.val, self.device)
+
+    def _keep_if_best(self, val: float, averaged_over_steps: int = 0) -> None:
+        """Save the module's current weights as the model when val is the best so far."""
         p = self.progress
-        if len(self.corpus.val) >= 2:
-            val = validation_nats_per_char(self.module, self.corpus.val, self.device)
-        else:
-            val = math.nan
         improved = math.isfinite(val) and val < p.best_val
-        p.history.append([p.step, round(p.elapsed, 1), round(val / math.log(2), 5)])
         if improved or (len(self.corpus.val) < 2 and p.step > 0):
             if improved:
                 p.best_val = val
-            save_model(self.model_file(), self.out)
-        self.on_event({"kind": "val", "step": p.step, "val_nats": val, "best_nats": p.best_val})
+            save_model(self.model_file(averaged_over_steps), self.out)
+
+    def validate(self) -> float:
+        """Score the weights and, while averaging, the averaged weights; keep the better."""
+        p = self.progress
+        val = self._validation_nats()
+        self._keep_if_best(val)
+        averaged = math.nan
+        if self.average is not None and p.averaged_steps > 0:
+            current = {k: v.clone() for k, v in self.module.state_dict().items()}
+            self.module.load_state_dict(self.average)
+            averaged = self._validation_nats()
+            self._keep_if_best(averaged, p.averaged_steps)
+            self.module.load_state_dict(current)
+        p.history.append(
+            [
+                p.step,
+                round(p.elapsed, 1),
+                round(val / math.log(2), 5),
+                round(averaged / math.log(2), 5) if math.isfinite(averaged) else None,
+            ]
+        )
+        self.on_event(
+            {
+                "kind": "val",
+                "step": p.step,
+                "val_nats": val,
+                "average_nats": averaged,
+                "best_nats": p.best_val,
+            }
+        )
         return val
 
     def run(self, resume: bool = False) -> ModelFile:
@@ -554,6 +614,7 @@ class Trainer:
             p.step += 1
             p.batch += 1
             p.chars_seen += cfg.batch_size * cfg.seq_len
+            self._update_average()
             self.on_event({"kind": "step", "step": p.step, "loss": loss, "progress": p})
             if calibrate_at is not None and p.step == calibrate_at and calibration_clock:
                 t0, s0 = calibration_clock

@@ -50,6 +50,10 @@ def model_config_for(preset: str, overrides: dict) -> ModelConfig:
     return config
 
 
+def bits(nats: float) -> str:
+    return f"{nats / math.log(2):.3f}" if math.isfinite(nats) else "-"
+
+
 class TrainingView:
     """Turns training events into a progress bar and sample blocks on stderr."""
 
@@ -109,8 +113,10 @@ class TrainingView:
                 self.task, completed=event["step"], speed=self.speed, loss=f"{event['loss']:.3f}"
             )
         elif kind == "val":
-            val = event["val_nats"]
-            shown = f"{val / math.log(2):.3f}" if math.isfinite(val) else "-"
+            shown = bits(event["val_nats"])
+            average = event.get("average_nats", math.nan)
+            if math.isfinite(average):
+                shown += f" (averaged {bits(average)})"
             self.progress.update(self.task, val=shown)
             if not self.console.is_terminal:  # a log file gets one plain line per validation
                 task = self.progress.tasks[0]

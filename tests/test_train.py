@@ -104,6 +104,68 @@ def test_weight_drop_masks_recurrent_weights_in_training_only():
     assert torch.equal(module.eval()(ids)[0], plain.eval()(ids)[0])  # inference: no mask
 
 
+def test_input_dropout_in_training_only():
+    torch.manual_seed(3)
+    module = CharLSTM(20, ModelConfig(1, 16, 8, dropout=0.0, input_dropout=0.5))
+    plain = CharLSTM(20, ModelConfig(1, 16, 8, dropout=0.0))
+    plain.load_state_dict(module.state_dict())
+    ids = torch.randint(0, 20, (2, 12))
+    assert not torch.allclose(module.train()(ids)[0], plain.train()(ids)[0])
+    assert torch.equal(module.eval()(ids)[0], plain.eval()(ids)[0])
+
+
+AVERAGING = replace(FAST, average_from=0.5)
+
+
+def test_averaged_weights_are_the_mean_from_the_start_fraction_on(tmp_path):
+    seen = []
+    corpus_text = TEXT
+    trainer = Trainer(corpus_text, "c.txt", tmp_path / "m.safetensors", TINY, AVERAGING)
+
+    def on_event(event):
+        if event["kind"] == "step":
+            seen.append({k: v.clone() for k, v in trainer.module.state_dict().items()})
+
+    trainer.on_event = on_event
+    trainer.run()
+    start = math.ceil(0.5 * trainer.progress.schedule_steps)
+    tail = seen[start - 1 :]  # seen[i] holds the weights after step i + 1
+    assert trainer.progress.averaged_steps == len(tail) > 1
+    for name, mean in trainer.average.items():
+        expected = torch.stack([w[name] for w in tail]).mean(dim=0)
+        assert torch.allclose(mean, expected, atol=1e-6), name
+    rows = trainer.progress.history
+    assert all(len(row) == 4 for row in rows)
+    assert rows[0][3] is None and rows[-1][3] is not None
+
+
+def test_the_better_of_raw_and_averaged_weights_is_saved(tmp_path):
+    trainer = Trainer(TEXT, "c.txt", tmp_path / "m.safetensors", TINY, AVERAGING)
+    trainer.run()
+    rows = trainer.progress.history
+    best_raw = min(row[2] for row in rows)
+    best_avg = min(row[3] for row in rows if row[3] is not None)
+    card = load_model(tmp_path / "m.safetensors").card
+    assert card["best_val_bits_per_char"] == pytest.approx(min(best_raw, best_avg), abs=2e-5)
+    assert (card["averaged_over_steps"] > 0) == (best_avg < best_raw)
+    saved = evaluate_text(load_model(tmp_path / "m.safetensors"), TEXT[-len(TEXT) // 10 :])
+    assert saved.bits_per_char == pytest.approx(card["best_val_bits_per_char"], abs=0.05)
+
+
+def test_resume_with_averaging_continues_bit_for_bit(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _, straight = run(tmp_path / "a", cfg=AVERAGING)
+    with pytest.raises(TrainingInterrupted):
+        run(tmp_path / "b", cfg=AVERAGING, stop_after=16)
+    _, rest = run(tmp_path / "b", cfg=AVERAGING, resume=True)
+    assert straight[:16] + rest == straight
+    a = load_model(tmp_path / "a" / "m.safetensors")
+    b = load_model(tmp_path / "b" / "m.safetensors")
+    assert a.card["val_curve"] == b.card["val_curve"]
+    assert all(np.array_equal(a.tensors[k], b.tensors[k]) for k in a.tensors)
+
+
 def test_a_time_budget_alone_is_not_capped_by_epochs():
     assert Trainer.schedule_epochs(TrainConfig(minutes=5)) > 1000
     assert Trainer.schedule_epochs(TrainConfig()) == 20
