@@ -176,7 +176,7 @@ class Repl:
         if settings.mode == "top-p":
             parts[-1] += f" {settings.top_p:g}"
         parts.append(f"len {s.length}")
-        parts.append(f"{len(s.transcript):,} chars")
+        parts.append(f"{s.transcript_length:,} chars")
         if s.last_entropy is not None:
             parts.append(f"H {s.last_entropy:.2f} bits")
         if s.last_speed:

@@ -124,6 +124,32 @@ class Quit:
 # ---------------------------------------------------------------- the session
 
 
+class Transcript:
+    """The text read so far. Appending a character does not copy what came before."""
+
+    def __init__(self) -> None:
+        self._text = ""
+        self._pending: list[str] = []
+        self._length = 0
+
+    def append(self, text: str) -> None:
+        self._pending.append(text)
+        self._length += len(text)
+
+    def text(self) -> str:
+        if self._pending:
+            self._text += "".join(self._pending)
+            self._pending.clear()
+        return self._text
+
+    def truncate(self, length: int) -> None:
+        self._text = self.text()[:length]
+        self._length = len(self._text)
+
+    def __len__(self) -> int:
+        return self._length
+
+
 @dataclass
 class Turn:
     snapshot: np.ndarray
@@ -142,10 +168,18 @@ class Session:
         self.settings.check()
         self.engine = Engine(self.model)
         self.rng = np.random.default_rng(self.seed)
-        self.transcript = ""
+        self._transcript = Transcript()
         self.turns: list[Turn] = []
         self.last_entropy: float | None = None
         self.last_speed: float | None = None
+
+    @property
+    def transcript(self) -> str:
+        return self._transcript.text()
+
+    @property
+    def transcript_length(self) -> int:
+        return len(self._transcript)
 
     # ---------------------------------------------------------- entry point
 
@@ -158,7 +192,7 @@ class Session:
 
     def turn(self, seed: str, length: int | None = None) -> Iterator:
         """Read seed (may be empty), then generate; a new undo point."""
-        self.turns.append(Turn(self.engine.snapshot(), len(self.transcript)))
+        self.turns.append(Turn(self.engine.snapshot(), len(self._transcript)))
         return self._turn(seed, self.length if length is None else length)
 
     def _turn(self, seed: str, length: int) -> Iterator:
@@ -172,7 +206,7 @@ class Session:
                 ]
             else:
                 self.engine.feed_many(encoded.ids)
-            self.transcript += read
+            self._transcript.append(read)
             yield Seeded(read, encoded.mapped, encoded.dropped, surprisal)
         yield from self.generate(length)
 
@@ -192,7 +226,7 @@ class Session:
                 index, logprob, self.last_entropy = next_char(logits, settings, self.rng)
                 p_one = math.exp(logprob)
                 self.engine.feed(index)
-                self.transcript += chars[index]
+                self._transcript.append(chars[index])
                 done += 1
                 yield Generated(chars[index], p_one, self.last_entropy)
         finally:
@@ -238,7 +272,7 @@ class Session:
 
     def _cmd_reset(self, _):
         self.engine.reset()
-        self.transcript = ""
+        self._transcript = Transcript()
         self.turns.clear()
         return Info("transcript cleared; fresh state")
 
@@ -247,8 +281,8 @@ class Session:
             raise CommandError("/undo: nothing to undo")
         turn = self.turns.pop()
         self.engine.restore(turn.snapshot)
-        removed = len(self.transcript) - turn.transcript_length
-        self.transcript = self.transcript[: turn.transcript_length]
+        removed = len(self._transcript) - turn.transcript_length
+        self._transcript.truncate(turn.transcript_length)
         return Info(f"undone: {removed} characters removed")
 
     def _cmd_model(self, spec: str):
@@ -259,7 +293,7 @@ class Session:
     def switch_model(self, model: ModelFile) -> None:
         self.model = model
         self.engine = Engine(model)
-        self.transcript = ""
+        self._transcript = Transcript()
         self.turns.clear()
 
     def _cmd_info(self, _):
@@ -275,7 +309,7 @@ class Session:
             atomic_write(path, self.transcript.encode("utf-8"))
         except CharchatError as e:
             raise CommandError(f"/save: {e}") from None
-        return Info(f"saved {len(self.transcript)} characters to {path}")
+        return Info(f"saved {len(self._transcript)} characters to {path}")
 
     def _cmd_help(self, name):
         return Info(commands.help_text(name))

@@ -253,3 +253,17 @@ def test_mid_stream_temperature_change_applies_to_the_next_character():
         assert s.model.vocab.chars[sample(engine.logits(), Settings(temperature=0), None)] == ch
         engine.feed(s.model.vocab.index[ch])
     assert isinstance(out[-1], TurnDone) and isinstance(Info("x"), Info)
+
+
+def test_transcript_appends_truncates_and_counts():
+    from charchat.session import Transcript
+
+    t = Transcript()
+    for ch in "the will to power":
+        t.append(ch)
+    assert len(t) == 17 and t.text() == "the will to power"
+    t.append(" is")
+    t.truncate(8)
+    assert (len(t), t.text()) == (8, "the will")
+    t.append("!")
+    assert (len(t), t.text()) == (9, "the will!")
