@@ -19,6 +19,13 @@ from charchat.render import safe_text
 from charchat.train import temperature_samples
 
 
+def averaging(card: dict) -> str:
+    steps = card.get("averaged_over_steps", 0)
+    if steps:
+        return f"the mean of the last {steps:,} steps' weights (`--average-from`)"
+    return "those of the step named above"
+
+
 def card(name: str, corpus: Path, command: str, seed_text: str = "The ") -> str:
     path = resolve_model(name)
     model = load_model(path)
@@ -38,13 +45,14 @@ def card(name: str, corpus: Path, command: str, seed_text: str = "The ") -> str:
         "|---|---|",
         f"| file | `weights/{path.name}` ({path.stat().st_size / 1e6:.1f} MB) |",
         f"| architecture | {cfg.layers} × LSTM {cfg.hidden}, embedding {cfg.embedding} |",
-        f"| regularisation | dropout {cfg.dropout}, weight drop {cfg.weight_drop}, "
-        f"weight decay {c['train_config']['weight_decay']} |",
+        f"| regularisation | dropout {cfg.dropout}, input dropout {cfg.input_dropout}, "
+        f"weight drop {cfg.weight_drop}, weight decay {c['train_config']['weight_decay']} |",
         f"| parameters | {model.parameters:,} |",
         f"| vocabulary | {len(model.vocab)} characters |",
         f"| corpus | `{c['corpus']}`, {c['corpus_chars']:,} characters, sha256 `{c['corpus_sha256'][:16]}…` |",
         f"| training | {c['steps']:,} steps, {c['chars_trained_on']:,} characters seen, "
         f"{minutes:.1f} min on {c['device']} (torch {c['torch_version']}) |",
+        f"| weights | {averaging(c)} |",
         f"| validation (last {tail:.0%}, `charchat eval --tail {tail}`) | "
         f"**{result.nats_per_char:.4f} nats/char**, {result.bits_per_char:.4f} bits/char |",
         f"| validation figure recorded during training | {c['best_val_nats_per_char']} nats/char |",
