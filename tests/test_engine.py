@@ -20,9 +20,11 @@ def test_engine_matches_torch_over_1000_steps(layers):
     assert np.abs(got - expected).max() <= 1e-5 * scale
 
 
-def test_feed_many_equals_feeding_one_by_one():
-    model = random_model(layers=3, seed=7)
-    ids = np.random.default_rng(0).integers(0, len(model.vocab), 300)
+@pytest.mark.parametrize("layers", [1, 2, 3])
+@pytest.mark.parametrize("length", [31, 32, 47, 300, 1000])
+def test_feed_many_equals_feeding_one_by_one(layers, length):
+    model = random_model(layers=layers, seed=7)
+    ids = np.random.default_rng(length).integers(0, len(model.vocab), length)
     one, many = Engine(model), Engine(model)
     for i in ids:
         one.feed(int(i))
