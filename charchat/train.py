@@ -503,6 +503,15 @@ class Trainer:
             for name, mean in self.average.items():
                 mean += (weights[name] - mean) / p.averaged_steps
 
+    def _with_average(self, action):
+        """Run action with the running mean loaded in the module, then put the weights back."""
+        current = {k: v.clone() for k, v in self.module.state_dict().items()}
+        self.module.load_state_dict(self.average)
+        try:
+            return action()
+        finally:
+            self.module.load_state_dict(current)
+
     def _validation_nats(self) -> float:
         if len(self.corpus.val) < 2:
             return math.nan
@@ -521,14 +530,8 @@ class Trainer:
         """Score the weights and, while averaging, the averaged weights; keep the better."""
         p = self.progress
         val = self._validation_nats()
-        self._keep_if_best(val)
-        averaged = math.nan
-        if self.average is not None and p.averaged_steps > 0:
-            current = {k: v.clone() for k, v in self.module.state_dict().items()}
-            self.module.load_state_dict(self.average)
-            averaged = self._validation_nats()
-            self._keep_if_best(averaged, p.averaged_steps)
-            self.module.load_state_dict(current)
+        averaging = self.average is not None and p.averaged_steps > 0
+        averaged = self._with_average(self._validation_nats) if averaging else math.nan
         p.history.append(
             [
                 p.step,
@@ -537,6 +540,10 @@ class Trainer:
                 round(averaged / math.log(2), 5) if math.isfinite(averaged) else None,
             ]
         )
+        if averaged < val:  # False for NaN
+            self._with_average(lambda: self._keep_if_best(averaged, p.averaged_steps))
+        else:
+            self._keep_if_best(val)
         self.on_event(
             {
                 "kind": "val",
