@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from charchat.model import CharLSTM
-from charchat.train import PRESETS
+from charchat.recipe import PRESETS
 
 VOCAB = 84
 

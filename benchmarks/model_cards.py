@@ -3,7 +3,7 @@
     python benchmarks/model_cards.py nietzsche ../shared/corpora/nietzsche.txt "charchat train …"
 
 Measures validation nats/char and bits/char with `charchat eval`'s own code on the held-out
-tail of the corpus, and samples one seed at temperatures 0.2, 0.5, 1.0 and 1.2 from the
+tail of the corpus, and samples one prompt at temperatures 0.2, 0.5, 1.0 and 1.2 from the
 same state (the same function training uses for its samples).
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from charchat.evaluate import evaluate_file
 from charchat.modelfile import load_model, resolve_model
 from charchat.render import safe_text
-from charchat.train import temperature_samples
+from charchat.samples import temperature_samples
 
 
 def averaging(card: dict) -> str:
@@ -26,7 +26,7 @@ def averaging(card: dict) -> str:
     return "those of the step named above"
 
 
-def card(name: str, corpus: Path, command: str, seed_text: str = "The ") -> str:
+def card(name: str, corpus: Path, command: str, prompt: str = "The ") -> str:
     path = resolve_model(name)
     model = load_model(path)
     c = model.card
@@ -57,13 +57,13 @@ def card(name: str, corpus: Path, command: str, seed_text: str = "The ") -> str:
         f"**{result.nats_per_char:.4f} nats/char**, {result.bits_per_char:.4f} bits/char |",
         f"| validation figure recorded during training | {c['best_val_nats_per_char']} nats/char |",
         "",
-        f"Samples of the seed `{seed_text}` at each temperature, each from the same state and "
+        f"Samples of the prompt `{prompt}` at each temperature, each from the same state and "
         "random stream:",
         "",
     ]
-    samples = temperature_samples(model, seed_text, 240, rng_seed=1)
+    samples = temperature_samples(model, prompt, 240, seed=1)
     for temperature, text in samples.items():
-        lines += [f"T = {temperature}:", "", "```text", seed_text + safe_text(text), "```", ""]
+        lines += [f"T = {temperature}:", "", "```text", prompt + safe_text(text), "```", ""]
     assert math.isfinite(result.nats_per_char)
     return "\n".join(lines)
 

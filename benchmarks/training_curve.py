@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from charchat.checkpoint import read_checkpoint_meta
 from charchat.modelfile import load_model
-from charchat.train import read_checkpoint_meta
 
 
 def curve(path: Path) -> list:

@@ -5,21 +5,22 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
+from charchat import settings as spec
 from charchat.errors import CharchatError
 from charchat.modelfile import load_model, resolve_model
-from charchat.sampling import Settings
 from charchat.session import Session
+from charchat.settings import Settings
 
 
 @dataclass(frozen=True)
 class ChatOptions:
     model: str | None = None
-    temperature: float = 0.8
-    mode: str = "sample"
-    top_k: int = 40
-    top_p: float = 0.9
-    length: int = 400
-    seed: int | None = None
+    temperature: float = spec.TEMPERATURE.default
+    mode: str = spec.MODE.default
+    top_k: int = spec.TOP_K.default
+    top_p: float = spec.TOP_P.default
+    length: int = spec.LENGTH.default
+    seed: int | None = spec.SEED.default
     whole: bool = False
     echo: bool = False
 
@@ -28,19 +29,35 @@ class UsageError(CharchatError):
     usage = True
 
 
-def make_session(options: ChatOptions) -> Session:
-    from charchat.commands import MAX_LENGTH
+# The command-line flag for each checked option, as messages name it.
+FLAGS = {
+    "temperature": ("--temp", spec.TEMPERATURE),
+    "mode": ("--mode", spec.MODE),
+    "top_k": ("--top-k", spec.TOP_K),
+    "top_p": ("--top-p", spec.TOP_P),
+    "length": ("--length", spec.LENGTH),
+    "seed": ("--seed", spec.SEED),
+}
 
-    try:
-        settings = Settings(options.temperature, options.mode, options.top_k, options.top_p).check()
-    except CharchatError as e:
-        raise UsageError(str(e)) from None
-    if not 1 <= options.length <= MAX_LENGTH:
-        raise UsageError(f"--length must be from 1 to {MAX_LENGTH}")
-    if options.seed is not None and not 0 <= options.seed < 2**63:
-        raise UsageError("--seed must be a whole number from 0 to 2^63-1")
-    model = load_model(resolve_model(options.model))
-    return Session(model, settings, options.length, options.seed)
+
+def checked(options: ChatOptions) -> ChatOptions:
+    """The options, each within the bounds settings.py gives; a UsageError names the flag."""
+    for field, (flag, setting) in FLAGS.items():
+        value = getattr(options, field)
+        if value is None:
+            continue
+        try:
+            setting.check(value)
+        except CharchatError as e:
+            raise UsageError(f"{flag}: {e}") from None
+    return options
+
+
+def make_session(options: ChatOptions) -> Session:
+    o = checked(options)
+    settings = Settings(o.temperature, o.mode, o.top_k, o.top_p)
+    model = load_model(resolve_model(o.model))
+    return Session(model, settings, o.length, o.seed)
 
 
 def run_chat(options: ChatOptions) -> int:

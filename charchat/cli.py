@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from charchat import __version__
+from charchat import settings as spec
 from charchat.errors import CharchatError
 
 app = typer.Typer(
@@ -21,16 +22,12 @@ app = typer.Typer(
     no_args_is_help=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     help="Talk to a character-level LSTM: type a few characters, watch it continue them.\n\n"
-    "Bare `charchat` starts a chat on the default model (piped stdin: each line is a seed "
+    "Bare `charchat` starts a chat on the default model (piped stdin: each line is a prompt "
     "or a /command).",
 )
 
 
-class Mode(str, Enum):
-    greedy = "greedy"
-    sample = "sample"
-    top_k = "top-k"
-    top_p = "top-p"
+Mode = Enum("Mode", {name.replace("-", "_"): name for name in spec.MODES}, type=str)
 
 
 class Preset(str, Enum):
@@ -65,14 +62,36 @@ def version_callback(value: bool) -> None:
 def chat(
     ctx: typer.Context,
     model: str | None = typer.Option(None, "--model", "-m", help="Model name or path."),
-    temp: float = typer.Option(0.8, "--temp", "-t", help="Softmax temperature (0 = greedy)."),
-    mode: Mode = typer.Option(Mode.sample, "--mode", help="How the next character is chosen."),
-    top_k: int = typer.Option(40, "--top-k", help="Characters kept in top-k mode."),
-    top_p: float = typer.Option(0.9, "--top-p", help="Probability mass kept in top-p mode."),
-    length: int = typer.Option(400, "--length", "-n", help="Characters generated per seed."),
-    seed: int | None = typer.Option(None, "--seed", help="Random seed: same seed, same text."),
-    whole: bool = typer.Option(False, "--whole", help="Piped: all of stdin is one seed."),
-    echo: bool = typer.Option(False, "--echo", help="Piped: write each seed before its text."),
+    temp: float = typer.Option(
+        spec.TEMPERATURE.default,
+        "--temp",
+        "-t",
+        help=f"Softmax temperature, {spec.TEMPERATURE.describe()}.",
+    ),
+    mode: Mode = typer.Option(
+        spec.MODE.default, "--mode", help="How the next character is chosen."
+    ),
+    top_k: int = typer.Option(
+        spec.TOP_K.default,
+        "--top-k",
+        help=f"Characters kept in top-k mode, {spec.TOP_K.describe()}.",
+    ),
+    top_p: float = typer.Option(
+        spec.TOP_P.default,
+        "--top-p",
+        help=f"Probability mass kept in top-p mode, {spec.TOP_P.describe()}.",
+    ),
+    length: int = typer.Option(
+        spec.LENGTH.default,
+        "--length",
+        "-n",
+        help=f"Characters generated per prompt, {spec.LENGTH.describe()}.",
+    ),
+    seed: int | None = typer.Option(
+        spec.SEED.default, "--seed", help="Random seed of the sampler: same seed, same text."
+    ),
+    whole: bool = typer.Option(False, "--whole", help="Piped: all of stdin is one prompt."),
+    echo: bool = typer.Option(False, "--echo", help="Piped: write each prompt before its text."),
     version: bool = typer.Option(
         False, "--version", callback=version_callback, is_eager=True, help="Show the version."
     ),

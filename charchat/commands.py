@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import difflib
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from charchat import settings as spec
 from charchat.errors import CharchatError
-from charchat.sampling import MAX_TEMPERATURE, MODES
-
-MAX_LENGTH = 100_000
 
 
 class CommandError(CharchatError):
@@ -23,7 +20,7 @@ class Command:
     name: str
     usage: str  # argument placeholder shown in help, "" for none
     summary: str
-    parse: Callable[[str], Any]  # argument text -> value, or raises CommandError
+    parse: Callable[[str], Any]  # argument text -> value, or raises CharchatError
     aliases: tuple[str, ...] = ()
 
 
@@ -32,30 +29,8 @@ def _none(arg: str) -> None:
         raise CommandError("this command takes no argument")
 
 
-def _number(kind, low, high, what: str, allow_empty=False, low_open=False):
-    def parse(arg: str):
-        if not arg and allow_empty:
-            return None
-        try:
-            value = kind(arg)
-        except ValueError:
-            raise CommandError(
-                f"{what} must be a {'whole ' if kind is int else ''}number from {low:g} to {high:g}"
-            ) from None
-        if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
-            bound = "above" if low_open else "from"
-            raise CommandError(f"{what} must be {bound} {low:g} to {high:g}, not {arg}")
-        return value
-
-    return parse
-
-
-def _mode(arg: str) -> str:
-    value = arg.strip().lower().replace("_", "-")
-    value = {"topk": "top-k", "topp": "top-p"}.get(value, value)
-    if value not in MODES:
-        raise CommandError(f"mode must be one of: {', '.join(MODES)}")
-    return value
+def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    return lambda arg: parse(arg) if arg else None
 
 
 def _required_text(what: str):
@@ -81,59 +56,61 @@ def _on_off(arg: str) -> bool:
 def _temperatures(arg: str) -> list[float] | None:
     if not arg:
         return None
-    parse_one = _number(float, 0, MAX_TEMPERATURE, "each temperature")
-    values = [parse_one(part) for part in arg.replace(",", " ").split()]
-    if len(values) > 8:
-        raise CommandError("give at most 8 temperatures")
+    values = [spec.TEMPERATURE.parse(part) for part in arg.replace(",", " ").split()]
+    if len(values) > spec.SWEEP_MOST:
+        raise CommandError(f"give at most {spec.SWEEP_MOST} temperatures")
     return values
 
 
 COMMANDS: tuple[Command, ...] = (
     Command(
-        "temp",
-        "T",
-        f"softmax temperature, 0 to {MAX_TEMPERATURE:g} (0 = greedy)",
-        _number(float, 0, MAX_TEMPERATURE, "temperature"),
+        "temp", "T", f"softmax temperature, {spec.TEMPERATURE.describe()}", spec.TEMPERATURE.parse
     ),
-    Command("mode", "MODE", "greedy | sample | top-k | top-p", _mode),
-    Command("topk", "K", "characters kept in top-k mode (1 to 10000)", _number(int, 1, 10000, "K")),
+    Command(
+        "mode", "MODE", f"how the next character is chosen: {spec.MODE.describe()}", spec.MODE.parse
+    ),
+    Command(
+        "topk", "K", f"characters kept in top-k mode, {spec.TOP_K.describe()}", spec.TOP_K.parse
+    ),
     Command(
         "topp",
         "P",
-        "probability mass kept in top-p mode (above 0, up to 1)",
-        _number(float, 0, 1, "P", low_open=True),
+        f"probability mass kept in top-p mode, {spec.TOP_P.describe()}",
+        spec.TOP_P.parse,
     ),
     Command(
-        "len",
+        "len", "N", f"characters generated per turn, {spec.LENGTH.describe()}", spec.LENGTH.parse
+    ),
+    Command(
+        "seed",
         "N",
-        f"characters generated per turn (1 to {MAX_LENGTH})",
-        _number(int, 1, MAX_LENGTH, "length"),
-    ),
-    Command(
-        "seed", "N", "reseed the sampler (same seed, same text)", _number(int, 0, 2**63 - 1, "seed")
+        f"reseed the sampler, {spec.SEED.describe()}: same seed, same text",
+        spec.SEED.parse,
     ),
     Command(
         "probs",
         "[N]",
-        "the N most likely next characters, as bars (nothing is sampled)",
-        _number(int, 1, 200, "N", allow_empty=True),
+        f"the N most likely next characters ({spec.PROBS_SHOWN.describe()}, default "
+        f"{spec.PROBS_SHOWN.default}) as bars, at T and at T=1, with the entropy",
+        _optional(spec.PROBS_SHOWN.parse),
     ),
     Command(
         "sweep",
         "[T …]",
-        "continue the same state at several temperatures, side by side",
+        f"the same state and random stream continued at up to {spec.SWEEP_MOST} temperatures "
+        f"(default {' '.join(f'{t:g}' for t in spec.SWEEP_TEMPERATURES)})",
         _temperatures,
     ),
     Command(
         "score",
         "TEXT",
-        "bits per character of TEXT from here (nothing changes)",
+        "bits per character of TEXT from here, most surprising characters marked (nothing changes)",
         _required_text("the text to score"),
     ),
     Command(
         "color",
         "on|off",
-        "colour characters by how surprising they were",
+        "colour every character by how surprising it was to the model",
         _on_off,
         aliases=("colour",),
     ),
@@ -161,11 +138,11 @@ class Parsed:
 
 
 def is_command(line: str) -> bool:
-    """A line starting with one '/' is a command; '//' escapes a seed that starts with '/'."""
+    """A line starting with one '/' is a command; '//' escapes a prompt that starts with '/'."""
     return line.startswith("/") and not line.startswith("//")
 
 
-def seed_text(line: str) -> str:
+def prompt_text(line: str) -> str:
     return line[1:] if line.startswith("//") else line
 
 
@@ -186,7 +163,7 @@ def parse(line: str) -> Parsed:
         raise CommandError(f"unknown command /{name}{suggest(name)}")
     try:
         return Parsed(command, command.parse(arg.strip()))
-    except CommandError as e:
+    except CharchatError as e:
         raise CommandError(f"/{command.name}: {e}") from None
 
 
@@ -200,10 +177,23 @@ def help_text(name: str | None = None) -> str:
     width = max(len(f"/{c.name} {c.usage}") for c in COMMANDS)
     lines = [f"  {f'/{c.name} {c.usage}':<{width}}  {c.summary}" for c in COMMANDS]
     lines.append(
-        "Type text and press Enter to have the model continue it; an empty line continues."
+        "Type a prompt and press Enter to have the model continue it; an empty line continues."
     )
     return "\n".join(lines)
 
 
 def completion_words() -> list[str]:
     return [f"/{name}" for name in BY_NAME]
+
+
+def markdown_table() -> str:
+    """The README's command table, made from the same table as /help."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")  # a bare | would end the table cell
+
+    rows = ["| command | what it does |", "|---|---|"]
+    for c in COMMANDS:
+        names = ", ".join(f"`/{n} {c.usage}`".replace(" `", "`") for n in (c.name, *c.aliases))
+        rows.append(f"| {cell(names)} | {cell(c.summary)} |")
+    return "\n".join(rows)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from charchat.modelfile import ModelFile
+from charchat.modelfile import Model
 
 
 def _gate_order(hidden: int) -> np.ndarray:
@@ -24,7 +24,7 @@ def _gate_order(hidden: int) -> np.ndarray:
 
 
 class Engine:
-    def __init__(self, model: ModelFile):
+    def __init__(self, model: Model):
         t = model.tensors
         cfg = model.config
         self.model = model

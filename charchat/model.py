@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from charchat.modelfile import ModelConfig, ModelFile
+from charchat.modelfile import Model, ModelConfig
 
 
 class CharLSTM(nn.Module):
@@ -50,7 +50,7 @@ class CharLSTM(nn.Module):
         return {k: v.detach().cpu().float().numpy().copy() for k, v in self.state_dict().items()}
 
     @classmethod
-    def from_file(cls, model: ModelFile) -> CharLSTM:
+    def from_file(cls, model: Model) -> CharLSTM:
         module = cls(len(model.vocab), model.config)
         module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.tensors.items()})
         return module

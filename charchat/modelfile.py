@@ -6,10 +6,10 @@ sizes bounded, before a single tensor byte is read; no pickle is ever involved.
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 import struct
-import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -75,7 +75,9 @@ def parameter_count(config: ModelConfig, vocab_size: int) -> int:
 
 
 @dataclass
-class ModelFile:
+class Model:
+    """A model in memory: vocabulary, architecture, weights and the training card."""
+
     vocab: Vocab
     config: ModelConfig
     tensors: dict[str, np.ndarray]
@@ -133,7 +135,7 @@ def to_safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str
     return save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata=metadata)
 
 
-def save_model(model: ModelFile, path: str | Path) -> Path:
+def save_model(model: Model, path: str | Path) -> Path:
     path = Path(path)
     expected = tensor_shapes(model.config, len(model.vocab))
     if set(model.tensors) != set(expected):
@@ -234,7 +236,7 @@ def _check_tensor_entries(path: Path, header: dict, expected: dict, data_bytes: 
             raise CharchatError(f"{path}: tensor {name} lies outside the file (truncated?)")
 
 
-def load_model(path: str | Path) -> ModelFile:
+def load_model(path: str | Path) -> Model:
     path = Path(path)
     if path.is_dir():
         raise CharchatError(f"{path} is a directory, not a model file")
@@ -254,27 +256,24 @@ def load_model(path: str | Path) -> ModelFile:
     for name, array in tensors.items():
         if not np.isfinite(array).all():
             raise CharchatError(f"{path}: tensor {name} holds NaN or infinite values")
-    return ModelFile(vocab, config, tensors, card, path)
+    return Model(vocab, config, tensors, card, path)
 
 
 # ---------------------------------------------------------------- finding models by name
 
 
 def bundled_dir() -> Path:
-    installed = Path(__file__).resolve().parent / "weights"
-    if installed.is_dir():
-        return installed
-    return Path(__file__).resolve().parent.parent / "weights"
+    """The models that ship inside the package (weights/ mapped to charchat.weights)."""
+    try:
+        return Path(str(importlib.resources.files("charchat.weights")))
+    except ModuleNotFoundError:  # run from a source checkout that was never installed
+        return Path(__file__).resolve().parent.parent / "weights"
 
 
 def user_data_dir() -> Path:
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "charchat"
+    import platformdirs
+
+    return platformdirs.user_data_path("charchat", appauthor=False)
 
 
 def user_models_dir() -> Path:

@@ -1,4 +1,4 @@
-"""Non-interactive sessions: stdin lines are seeds or /commands; stdout gets only the text."""
+"""Non-interactive sessions: stdin lines are prompts or /commands; stdout gets only the text."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import os
 import sys
 
 from charchat.errors import CharchatError
-from charchat.render import plain_text, safe_text, unknown_notes
-from charchat.session import Generated, Quit, Seeded, Session, TurnDone
+from charchat.events import Quit
+from charchat.render import Renderer
+from charchat.session import Session
 
 MAX_INPUT_BYTES = 64 * 1024 * 1024  # a whole script
-MAX_LINE_BYTES = 1024 * 1024  # one seed line
-MAX_WHOLE_BYTES = 16 * 1024 * 1024  # one --whole seed
+MAX_LINE_BYTES = 1024 * 1024  # one prompt line
+MAX_WHOLE_BYTES = 16 * 1024 * 1024  # one --whole prompt
 
 
 def silence_broken_pipe() -> None:
@@ -34,7 +35,7 @@ def read_lines(stream):
         number += 1
         if len(raw) > MAX_LINE_BYTES:
             raise CharchatError(
-                f"line {number} is longer than {MAX_LINE_BYTES // 2**20} MiB (use --whole for one long seed)"
+                f"line {number} is longer than {MAX_LINE_BYTES // 2**20} MiB (use --whole for one long prompt)"
             )
         total += len(raw)
         if total > MAX_INPUT_BYTES:
@@ -51,7 +52,7 @@ def read_lines(stream):
 
 
 def read_whole(stream) -> str:
-    from charchat.vocab import decode_text
+    from charchat.corpus import decode_text
 
     data = stream.read(MAX_WHOLE_BYTES + 1)
     if len(data) > MAX_WHOLE_BYTES:
@@ -64,48 +65,28 @@ def run_pipe(
     session: Session, whole: bool = False, echo: bool = False, stdin=None, stdout=None, stderr=None
 ) -> int:
     stdin = stdin or sys.stdin.buffer
-    out = stdout or sys.stdout
-    err = stderr or sys.stderr
+    render = Renderer(stdout or sys.stdout, stderr or sys.stderr, echo=echo)
     try:
         if whole:
-            return _run_events(session.turn(read_whole(stdin)), out, err, echo)
+            return _show_all(session.turn(read_whole(stdin)), render)
         for number, line in read_lines(stdin):
             try:
                 events = session.handle(line)
             except CharchatError as e:
-                err.write(f"charchat: error: line {number}: {safe_text(str(e), False)}\n")
+                render.error(f"line {number}: {e}")
                 return 2
-            code = _run_events(events, out, err, echo)
-            if code is not None:
-                return code
+            if _show_all(events, render) is not None:
+                return 0
         return 0
     except BrokenPipeError:
         silence_broken_pipe()
         return 0
 
 
-def _run_events(events, out, err, echo: bool):
-    """Write one line's events; returns an exit code to stop with, or None to go on."""
-    wrote_text = False
+def _show_all(events, render: Renderer) -> int | None:
+    """Show one line's events; 0 when the session asked to quit, None to go on."""
     for event in events:
         if isinstance(event, Quit):
             return 0
-        if isinstance(event, Seeded):
-            if event.dropped or event.mapped:
-                for note in unknown_notes(event):
-                    err.write(f"charchat: {note}\n")
-            if echo:
-                out.write(safe_text(event.text))
-                wrote_text = True
-        elif isinstance(event, Generated):
-            out.write(safe_text(event.char))
-            wrote_text = True
-        elif isinstance(event, TurnDone):
-            if wrote_text:
-                out.write("\n")
-            out.flush()
-        else:
-            text, to_stdout = plain_text(event)
-            (out if to_stdout else err).write(text + "\n")
-            (out if to_stdout else err).flush()
+        render.show(event)
     return None

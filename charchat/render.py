@@ -1,4 +1,4 @@
-"""Showing text safely, and the rich consoles the edges print with.
+"""The one place events become output: on a terminal (colour, status bar) or plain (pipes).
 
 Text from a model, a file or a user may hold control characters. Nothing of it reaches the
 terminal raw: C0/C1 controls, DEL and bidi overrides become visible symbols. Since we map
@@ -7,8 +7,12 @@ single characters, an escape sequence split across generated characters is harml
 
 from __future__ import annotations
 
+import math
 import os
+import shutil
 import sys
+
+from charchat import events
 
 # Characters that reorder or hide text on a terminal (bidi controls, zero-width marks).
 _INVISIBLE = (
@@ -70,15 +74,47 @@ def stdout_console():
 # ---------------------------------------------------------------- plain text of session events
 
 
-def unknown_notes(seeded) -> list[str]:
+# ---------------------------------------------------------------- colours
+
+# SGR colours: what the user typed, what the model wrote, and the surprise scale.
+USER = "\x1b[1m"
+MODEL = "\x1b[36m"
+DIM = "\x1b[2m"
+ERROR = "\x1b[31m"
+REVERSE = "\x1b[7m"
+RESET = "\x1b[0m"
+SURPRISE_SCALE = (  # (upper bound in bits, colour, label)
+    (1.0, "\x1b[32m", "<1 bit"),
+    (2.0, "\x1b[34m", "1-2"),
+    (4.0, "\x1b[33m", "2-4"),
+    (7.0, "\x1b[35m", "4-7"),
+    (float("inf"), "\x1b[31;1m", "7+ bits"),
+)
+
+
+def surprise_colour(bits: float) -> str:
+    for bound, colour, _ in SURPRISE_SCALE:
+        if bits < bound:
+            return colour
+    return SURPRISE_SCALE[-1][1]
+
+
+def surprise_bits(probability: float) -> float:
+    return -math.log2(probability) if probability > 0 else math.inf
+
+
+# ---------------------------------------------------------------- lines of text per event
+
+
+def unknown_notes(prompt) -> list[str]:
     notes = []
-    if seeded.mapped:
+    if prompt.mapped:
         pairs = ", ".join(
-            f"{safe_text(k, False)!r}→{safe_text(v, False)!r}" for k, v in seeded.mapped.items()
+            f"{safe_text(k, False)!r}→{safe_text(v, False)!r}" for k, v in prompt.mapped.items()
         )
         notes.append(f"not in the model's vocabulary, read as: {pairs}")
-    if seeded.dropped:
-        chars = " ".join(repr(safe_text(c, False)) for c in seeded.dropped)
+    if prompt.dropped:
+        chars = " ".join(repr(safe_text(c, False)) for c in prompt.dropped)
         notes.append(f"not in the model's vocabulary, dropped: {chars}")
     return notes
 
@@ -108,15 +144,11 @@ def probs_lines(event, width: int = 80) -> list[str]:
     return lines
 
 
-def sweep_lines(event) -> list[str]:
-    lines = []
-    for line in event.lines:
-        lines.append(
-            f"T={line.temperature:g}  entropy {line.entropy:.2f} bits/char, "
-            f"surprisal {line.surprisal:.2f} bits/char"
-        )
-        lines.append(safe_text(line.text, keep_newlines=False))
-    return lines
+def sweep_header(line) -> str:
+    return (
+        f"T={line.temperature:g}  entropy {line.entropy:.2f} bits/char, "
+        f"surprisal {line.surprisal:.2f} bits/char"
+    )
 
 
 def score_lines(event) -> list[str]:
@@ -137,24 +169,184 @@ def score_lines(event) -> list[str]:
     return lines
 
 
-def plain_text(event) -> tuple[str, bool]:
-    """(text, belongs on stdout) for an event in a piped session."""
-    from charchat import session as s
+def status_text(session, width: int | None = None) -> str:
+    """One line: model, sampling settings, transcript length, last entropy, speed."""
+    settings = session.settings
+    parts = [session.model.name, f"T {settings.temperature:g}", settings.mode]
+    if settings.mode == "top-k":
+        parts[-1] += f" {settings.top_k}"
+    if settings.mode == "top-p":
+        parts[-1] += f" {settings.top_p:g}"
+    parts.append(f"len {session.length}")
+    parts.append(f"{session.transcript_length:,} chars")
+    if session.last_entropy is not None:
+        parts.append(f"H {session.last_entropy:.2f} bits")
+    if session.last_speed:
+        parts.append(f"{session.last_speed:,.0f} chars/s")
+    return fit(" │ ".join(parts), width)
 
-    if isinstance(event, s.Probs):
-        return "\n".join(probs_lines(event)), True
-    if isinstance(event, s.Sweep):
-        return "\n".join(sweep_lines(event)), True
-    if isinstance(event, s.Score):
-        return "\n".join(score_lines(event)), True
-    if isinstance(event, s.ModelCard):
-        return "\n".join(f"{k:<22} {safe_text(v, False)}" for k, v in event.rows), True
-    if isinstance(event, s.ColourChanged):
-        return "colour by surprise " + (
-            "on (piped output stays plain)" if event.on else "off"
-        ), False
-    if isinstance(event, s.Notice):
-        return f"charchat: {safe_text(event.text)}", False
-    if isinstance(event, s.Info):
-        return safe_text(event.text), False
-    return safe_text(str(event)), False
+
+def fit(text: str, width: int | None) -> str:
+    if width is not None and len(text) > width - 1:
+        return text[: max(0, width - 2)] + "…"
+    return text
+
+
+# ---------------------------------------------------------------- the renderer
+
+
+class Renderer:
+    """Session events -> output, the same for the REPL and for pipes.
+
+    terminal=True: everything goes to `out` (the terminal), coloured when `colour`, with a
+    status bar pinned to the bottom row while a turn streams. terminal=False (pipes): only
+    what the user asked for (generated text, tables) goes to `out`, plain; the rest to `err`.
+    """
+
+    def __init__(
+        self, out, err=None, terminal=False, colour=False, echo=False, surprise_colours=False
+    ):
+        self.out = out
+        self.err = err if err is not None else out
+        self.terminal = terminal
+        self.colour = colour and terminal
+        self.echo = echo  # plain mode: write each prompt before its continuation
+        self.surprise_colours = surprise_colours
+        self.wrote_text = False  # in the current turn
+        self.status_rows = 0  # the terminal's height while the status bar is pinned
+        self._show = {
+            events.PromptRead: self._prompt,
+            events.Generated: self._generated,
+            events.TurnDone: lambda e: self.end_turn(),
+            events.Info: lambda e: self.note(safe_text(e.text)),
+            events.ModelCard: self._card,
+            events.Probs: lambda e: self._answer(probs_lines(e, self.width())),
+            events.Sweep: self._sweep,
+            events.Score: self._score,
+            events.SurpriseColours: self._surprise_colours,
+            events.Quit: lambda e: None,
+        }
+
+    def show(self, event) -> None:
+        self._show[type(event)](event)
+
+    # ---------------------------------------------------------- writing
+
+    def style(self, code: str, text: str) -> str:
+        return f"{code}{text}{RESET}" if self.colour and code else text
+
+    def write(self, text: str, stream=None) -> None:
+        stream = stream or self.out
+        stream.write(text)
+        stream.flush()
+
+    def line(self, text: str, code: str = "", stream=None) -> None:
+        self.write(self.style(code, text) + "\n", stream)
+
+    def note(self, text: str) -> None:
+        """Information about the session: dim on a terminal, stderr in a pipe."""
+        if self.terminal:
+            self.line(text, DIM)
+        else:
+            self.line(f"charchat: {text}", stream=self.err)
+
+    def error(self, text: str) -> None:
+        if self.terminal:
+            self.line(f"error: {safe_text(text, False)}", ERROR)
+        else:
+            self.line(f"charchat: error: {safe_text(text, False)}", stream=self.err)
+
+    def width(self) -> int:
+        return shutil.get_terminal_size().columns if self.terminal else 80
+
+    def _answer(self, lines: list[str], code: str = "") -> None:
+        """What a looking command was asked for: on the terminal, or on stdout in a pipe."""
+        for text in lines:
+            self.line(text, code)
+
+    # ---------------------------------------------------------- a turn
+
+    def _prompt(self, event) -> None:
+        for text in unknown_notes(event):
+            self.note(text)
+        if not event.text or not (self.terminal or self.echo):
+            return
+        self.wrote_text = True
+        if event.surprisal is not None and self.colour:
+            for char, bits in zip(event.text, event.surprisal, strict=True):
+                self.write(self.style(USER + surprise_colour(bits), visible_char(char)))
+        else:
+            self.write(self.style(USER, safe_text(event.text)))
+
+    def _generated(self, event) -> None:
+        surprise = surprise_bits(event.probability)
+        code = surprise_colour(surprise) if self.surprise_colours else MODEL
+        self.write(self.style(code, visible_char(event.char)))
+        self.wrote_text = True
+
+    def end_turn(self, stopped: bool = False) -> None:
+        if self.wrote_text:
+            self.write("\n")
+        self.wrote_text = False
+        if stopped:
+            self.note("(stopped)")
+
+    # ---------------------------------------------------------- looking commands
+
+    def _card(self, event) -> None:
+        key_width = max(len(k) for k, _ in event.rows)
+        for key, value in event.rows:
+            self.line(f"{self.style(DIM, key.ljust(key_width))}  {safe_text(value, False)}")
+
+    def _sweep(self, event) -> None:
+        for line in event.lines:
+            self.line(sweep_header(line), DIM)
+            self.line(safe_text(line.text, keep_newlines=False), MODEL)
+
+    def _score(self, event) -> None:
+        if self.colour:
+            self.line(
+                "".join(
+                    self.style(surprise_colour(bits), visible_char(char))
+                    for char, bits in zip(event.chars, event.bits, strict=True)
+                )
+            )
+        self._answer(score_lines(event), DIM)
+
+    def _surprise_colours(self, event) -> None:
+        self.surprise_colours = event.on
+        if not event.on:
+            self.note("colour by surprise off")
+        elif self.colour:
+            legend = " ".join(self.style(colour, label) for _, colour, label in SURPRISE_SCALE)
+            self.line("colour by surprise on; how surprising each character was: " + legend)
+        elif self.terminal:
+            self.note("colour by surprise on, but this terminal shows no colour (NO_COLOR?)")
+        else:
+            self.note("colour by surprise on (piped output stays plain)")
+
+    # ---------------------------------------------------------- the status bar
+
+    def open_status(self, text: str) -> None:
+        """Pin a status line to the bottom row (a scroll region) while a turn streams."""
+        if not self.terminal or not self.out.isatty():
+            return
+        rows = shutil.get_terminal_size().lines
+        if rows < 3:
+            return
+        self.status_rows = rows
+        # make sure the cursor is not on the last row, then pin that row outside the region
+        self.write(f"\n\x1b[1A\x1b7\x1b[1;{rows - 1}r\x1b8")
+        self.draw_status(text)
+
+    def draw_status(self, text: str) -> None:
+        if not self.status_rows:
+            return
+        text = fit(text, shutil.get_terminal_size().columns)
+        self.write(f"\x1b7\x1b[{self.status_rows};1H\x1b[2K{self.style(REVERSE, text)}\x1b8")
+
+    def close_status(self) -> None:
+        if not self.status_rows:
+            return
+        self.write(f"\x1b7\x1b[r\x1b[{self.status_rows};1H\x1b[2K\x1b8")
+        self.status_rows = 0

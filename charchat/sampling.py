@@ -6,43 +6,9 @@ space so that T -> 0 becomes greedy and a huge T becomes uniform without overflo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 import numpy as np
 
-from charchat.errors import CharchatError
-
-MODES = ("greedy", "sample", "top-k", "top-p")
-MAX_TEMPERATURE = 100.0
-# Below this, softmax(logits / T) is one-hot for any logits a float32 model produces.
-GREEDY_BELOW = 1e-4
-
-
-@dataclass(frozen=True)
-class Settings:
-    temperature: float = 0.8
-    mode: str = "sample"  # one of MODES
-    top_k: int = 40  # used in mode top-k
-    top_p: float = 0.9  # used in mode top-p
-
-    def check(self) -> Settings:
-        t = self.temperature
-        if not isinstance(t, (int, float)) or not np.isfinite(t) or not 0 <= t <= MAX_TEMPERATURE:
-            raise CharchatError(f"temperature must be from 0 to {MAX_TEMPERATURE:g} (0 = greedy)")
-        if self.mode not in MODES:
-            raise CharchatError(f"mode must be one of: {', '.join(MODES)}")
-        if not isinstance(self.top_k, int) or self.top_k < 1:
-            raise CharchatError("top-k must be a whole number of at least 1")
-        if not 0 < self.top_p <= 1:
-            raise CharchatError("top-p must be above 0 and at most 1")
-        return self
-
-    def with_(self, **changes) -> Settings:
-        return replace(self, **changes).check()
-
-    @property
-    def is_greedy(self) -> bool:
-        return self.mode == "greedy" or self.temperature < GREEDY_BELOW
+from charchat.settings import GREEDY_BELOW, Settings
 
 
 def _clean(logits: np.ndarray) -> np.ndarray:

@@ -16,112 +16,29 @@ from pathlib import Path
 import numpy as np
 
 from charchat import commands
+from charchat import settings as spec
 from charchat.commands import CommandError
 from charchat.engine import Engine
 from charchat.errors import CharchatError
-from charchat.modelfile import ModelFile, atomic_write, load_model, resolve_model
-from charchat.sampling import (
-    Settings,
-    entropy_bits,
-    kept_mask,
-    log_softmax,
-    next_char,
-    probabilities,
+from charchat.events import (
+    Generated,
+    Info,
+    ModelCard,
+    ProbRow,
+    Probs,
+    PromptRead,
+    Quit,
+    Score,
+    SurpriseColours,
+    Sweep,
+    SweepLine,
+    TurnDone,
 )
+from charchat.modelfile import Model, atomic_write, load_model, resolve_model
+from charchat.sampling import entropy_bits, kept_mask, log_softmax, next_char, probabilities
+from charchat.settings import Settings
 
-DEFAULT_LENGTH = 400
-DEFAULT_SWEEP = (0.2, 0.5, 1.0, 1.2)
 LOG2E = 1 / math.log(2)
-
-
-# ---------------------------------------------------------------- events
-
-
-@dataclass(frozen=True)
-class Seeded:
-    text: str  # what the model read (after mapping unknown characters)
-    mapped: dict
-    dropped: list
-    surprisal: list | None = None  # bits per seed character, when colouring
-
-
-@dataclass(frozen=True)
-class Generated:
-    char: str
-    probability: float  # of this character under the model (T = 1)
-    entropy: float  # bits, of the distribution it was drawn from
-
-
-@dataclass(frozen=True)
-class TurnDone:
-    generated: int
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Info:
-    text: str
-
-
-@dataclass(frozen=True)
-class Notice:
-    text: str  # a warning the user should see, e.g. dropped characters
-
-
-@dataclass(frozen=True)
-class ModelCard:
-    rows: list  # (label, value)
-
-
-@dataclass(frozen=True)
-class ProbRow:
-    char: str
-    p_temp: float
-    p_one: float
-    kept: bool
-
-
-@dataclass(frozen=True)
-class Probs:
-    rows: list
-    temperature: float
-    entropy_temp: float
-    entropy_one: float
-    mode_note: str
-
-
-@dataclass(frozen=True)
-class SweepLine:
-    temperature: float
-    text: str
-    entropy: float  # mean bits per character of the distributions drawn from
-    surprisal: float  # mean bits per character of the characters drawn (T = 1)
-
-
-@dataclass(frozen=True)
-class Sweep:
-    lines: list
-
-
-@dataclass(frozen=True)
-class Score:
-    chars: str
-    bits: list  # surprisal of each character, T = 1
-    mean_bits: float
-    dropped: list
-
-
-@dataclass(frozen=True)
-class ColourChanged:
-    on: bool
-
-
-@dataclass(frozen=True)
-class Quit:
-    pass
-
-
-# ---------------------------------------------------------------- the session
 
 
 class Transcript:
@@ -158,11 +75,11 @@ class Turn:
 
 @dataclass
 class Session:
-    model: ModelFile
+    model: Model
     settings: Settings = field(default_factory=Settings)
-    length: int = DEFAULT_LENGTH
-    seed: int | None = None
-    color: bool = False
+    length: int = spec.LENGTH.default
+    seed: int | None = None  # of the random generator
+    surprise_colours: bool = False  # report how surprising each prompt character was
 
     def __post_init__(self):
         self.settings.check()
@@ -184,30 +101,30 @@ class Session:
     # ---------------------------------------------------------- entry point
 
     def handle(self, line: str) -> Iterator:
-        """Events for one line typed or piped: a /command, or a seed to continue."""
+        """Events for one line typed or piped: a /command, or a prompt to continue."""
         if commands.is_command(line) and "\n" not in line.strip():
             parsed = commands.parse(line)  # raises CommandError: nothing has changed
             return self._apply(parsed.command.name, parsed.value)
-        return self.turn(commands.seed_text(line))
+        return self.turn(commands.prompt_text(line))
 
-    def turn(self, seed: str, length: int | None = None) -> Iterator:
-        """Read seed (may be empty), then generate; a new undo point."""
+    def turn(self, prompt: str, length: int | None = None) -> Iterator:
+        """Read the prompt (may be empty), then generate; a new undo point."""
         self.turns.append(Turn(self.engine.snapshot(), len(self._transcript)))
-        return self._turn(seed, self.length if length is None else length)
+        return self._turn(prompt, self.length if length is None else length)
 
-    def _turn(self, seed: str, length: int) -> Iterator:
-        if seed:
-            encoded = self.model.vocab.encode(seed)
+    def _turn(self, prompt: str, length: int) -> Iterator:
+        if prompt:
+            encoded = self.model.vocab.encode(prompt)
             read = self.model.vocab.decode(encoded.ids)
             surprisal = None
-            if self.color:
+            if self.surprise_colours:
                 surprisal = [
                     float(-log_softmax(self._logits_then_feed(i))[i] * LOG2E) for i in encoded.ids
                 ]
             else:
                 self.engine.feed_many(encoded.ids)
             self._transcript.append(read)
-            yield Seeded(read, encoded.mapped, encoded.dropped, surprisal)
+            yield PromptRead(read, encoded.mapped, encoded.dropped, surprisal)
         yield from self.generate(length)
 
     def _logits_then_feed(self, char_id: int) -> np.ndarray:
@@ -290,7 +207,7 @@ class Session:
         self.switch_model(model)
         return Info(f"switched to {self.model_summary()}; transcript restarted")
 
-    def switch_model(self, model: ModelFile) -> None:
+    def switch_model(self, model: Model) -> None:
         self.model = model
         self.engine = Engine(model)
         self._transcript = Transcript()
@@ -318,21 +235,21 @@ class Session:
         return Quit()
 
     def _cmd_color(self, on: bool):
-        self.color = on
-        return ColourChanged(on)
+        self.surprise_colours = on
+        return SurpriseColours(on)
 
     def _cmd_probs(self, n):
-        return self.probs(n or 10)
+        return self.probs(n or spec.PROBS_SHOWN.default)
 
     def _cmd_sweep(self, temperatures):
-        return self.sweep(temperatures or DEFAULT_SWEEP)
+        return self.sweep(temperatures or spec.SWEEP_TEMPERATURES)
 
     def _cmd_score(self, text: str):
         return self.score(text)
 
     # ---------------------------------------------------------- looking without touching
 
-    def probs(self, n: int = 10) -> Probs:
+    def probs(self, n: int = spec.PROBS_SHOWN.default) -> Probs:
         """The most likely next characters; nothing is sampled and nothing changes."""
         logits = self.engine.logits().copy()
         t = self.settings.temperature

@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 import os
 import shlex
+import signal
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -43,7 +45,7 @@ def check_writable(path: Path, force: bool, resume: bool) -> None:
 
 
 def model_config_for(preset: str, overrides: dict) -> ModelConfig:
-    from charchat.train import PRESETS
+    from charchat.recipe import PRESETS
 
     config = replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
     config.check()
@@ -126,7 +128,7 @@ class TrainingView:
                 )
         elif kind == "samples":
             lines = [
-                f"samples after step {self.progress.tasks[0].completed}, seed {event['seed']!r}:"
+                f"samples after step {self.progress.tasks[0].completed}, prompt {event['prompt']!r}:"
             ]
             for temperature, text in event["samples"].items():
                 lines.append(f"  T={temperature:<4} {safe_text(text, keep_newlines=False)}")
@@ -147,6 +149,18 @@ class TrainingView:
             self.console.print(f"resumed at step {event['step']}", markup=False)
 
 
+@contextmanager
+def stop_on_signals(request_stop):
+    """Ctrl+C and SIGTERM ask the training loop to stop (it checkpoints first)."""
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: request_stop()) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def run_training(
     corpus: Path,
     name: str | None,
@@ -158,7 +172,8 @@ def run_training(
     force: bool,
     argv: list[str],
 ) -> int:
-    from charchat.train import TrainConfig, TrainingInterrupted, train
+    from charchat.recipe import TrainConfig, TrainingInterrupted
+    from charchat.train import make_trainer
 
     path = output_path(corpus, name, out)
     check_writable(path, force, resume)
@@ -166,8 +181,10 @@ def run_training(
     config = model_config_for(preset, arch_overrides) if (explicit_arch or not resume) else None
     cfg = TrainConfig(**train_options)
     with TrainingView() as view:
+        trainer = make_trainer(corpus, path, config, cfg, resume=resume, on_event=view)
         try:
-            model = train(corpus, path, config, cfg, resume=resume, on_event=view)
+            with stop_on_signals(trainer.request_stop):
+                model = trainer.run(resume=resume)
         except TrainingInterrupted as e:
             view.progress.stop()
             again = " ".join(shlex.quote(a) for a in ["charchat", *argv] if a != "--resume")

@@ -1,10 +1,9 @@
-"""Characters <-> ids, corpus reading, and the policy for characters a model has never seen."""
+"""Characters <-> ids, and the policy for characters a model has never seen."""
 
 from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
 
 from charchat.errors import CharchatError
 
@@ -35,38 +34,6 @@ _TYPOGRAPHIC = {
 
 def normalize_newlines(text: str) -> str:
     return text.replace("\r\n", "\n")
-
-
-def decode_text(data: bytes, source: str = "input") -> str:
-    """UTF-8 text with a leading byte-order mark dropped and CRLF turned into LF."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise CharchatError(
-            f"{source} is not valid UTF-8 text (bad byte at offset {e.start})"
-        ) from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    return normalize_newlines(text)
-
-
-def read_corpus(path: str | Path, min_chars: int = 2) -> str:
-    path = Path(path)
-    if not path.exists():
-        raise CharchatError(f"no such file: {path}")
-    if path.is_dir():
-        raise CharchatError(f"{path} is a directory, not a text file")
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise CharchatError(f"cannot read {path}: {e.strerror}") from None
-    if b"\x00" in data[:65536]:
-        raise CharchatError(f"{path} looks like a binary file (it contains NUL bytes)")
-    text = decode_text(data, str(path))
-    if len(text) < min_chars:
-        what = "empty" if not text else f"too short ({len(text)} characters)"
-        raise CharchatError(f"{path} is {what}; training needs at least {min_chars} characters")
-    return text
 
 
 @dataclass(frozen=True)

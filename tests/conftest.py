@@ -12,7 +12,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from charchat.modelfile import ModelConfig, ModelFile, save_model, tensor_shapes
+from charchat.modelfile import Model, ModelConfig, save_model, tensor_shapes
 from charchat.vocab import Vocab
 
 TEXT = (
@@ -28,7 +28,7 @@ def random_model(
     embedding: int = 8,
     seed: int = 0,
     scale: float = 0.5,
-) -> ModelFile:
+) -> Model:
     vocab = Vocab(sorted(set(chars)))
     config = ModelConfig(layers=layers, hidden=hidden, embedding=embedding, dropout=0.0)
     rng = np.random.default_rng(seed)
@@ -36,7 +36,7 @@ def random_model(
         name: (rng.standard_normal(shape) * scale).astype(np.float32)
         for name, shape in tensor_shapes(config, len(vocab)).items()
     }
-    return ModelFile(vocab, config, tensors, {"corpus": "random.txt"})
+    return Model(vocab, config, tensors, {"corpus": "random.txt"})
 
 
 @pytest.fixture

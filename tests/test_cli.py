@@ -173,8 +173,10 @@ def test_bad_model_files_for_eval_and_chat(tmp_path, corpus_file, content):
 def test_bad_option_values(tmp_path, corpus_file):
     result = charchat("train", str(corpus_file), "--out", str(tmp_path / "m"), "--hidden", "0")
     no_traceback_one_line(result)
+    assert b"hidden must be a whole number from 1 to" in result.stderr
     result = charchat("train", str(corpus_file), "--out", str(tmp_path / "m"), "--lr", "-1")
     no_traceback_one_line(result)
+    assert b"--lr must be above 0" in result.stderr
     result = charchat("eval", "nonexistent-model-x", str(corpus_file), "--threads", "0")
     no_traceback_one_line(result)
     assert b"threads" in result.stderr

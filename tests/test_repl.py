@@ -13,8 +13,8 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 from charchat.repl import CommandCompleter, Repl
-from charchat.sampling import Settings
 from charchat.session import Session
+from charchat.settings import Settings
 
 
 @pytest.fixture
@@ -48,13 +48,14 @@ def run_repl(session, typed: str, history=None, keys=None, later: str = ""):
     return code, out.getvalue()
 
 
-def test_seed_streams_and_commands_apply(session):
+def test_prompt_streams_and_commands_apply(session):
     code, shown = run_repl(session, "the will\r/temp 1.2\r/len 5\r\r")
     assert code == 0  # end of input = Ctrl+D
     assert session.settings.temperature == 1.2 and session.length == 5
     assert "temperature 1.2" in shown
     assert len(session.transcript) == len("the will") + 25 + 5
-    assert session.transcript in shown.replace("\n", "") or session.transcript[:8] in shown
+    first_turn, second_turn = session.transcript[:33], session.transcript[33:]
+    assert first_turn + "\n" in shown and second_turn + "\n" in shown  # each turn shown whole
 
 
 def test_bad_command_shows_a_message_and_changes_nothing(session):
@@ -95,7 +96,7 @@ def test_history_is_kept_in_a_file(session, tmp_path):
     assert session2.settings.temperature == 0.5
 
 
-def test_multiline_paste_is_one_seed():
+def test_multiline_paste_is_one_prompt():
     session = Session(random_model(chars="abcdefghijklmnopqrstuvwxyz /3\n"), length=5, seed=1)
     run_repl(session, "\x1b[200~/temp 3\nthe will\x1b[201~\r")
     assert session.settings.temperature == 0.8  # the command inside the paste did not run
@@ -137,4 +138,4 @@ def test_control_characters_are_shown_as_symbols(tmp_path):
 
 def test_color_on_explains_itself(session):
     code, shown = run_repl(session, "/color on\rthe\r")
-    assert session.color and "colour by surprise on" in shown
+    assert session.surprise_colours and "colour by surprise on" in shown

@@ -5,8 +5,10 @@ from conftest import random_model
 from charchat.commands import CommandError
 from charchat.engine import Engine
 from charchat.errors import CharchatError
-from charchat.sampling import Settings, sample
-from charchat.session import Generated, Info, Probs, Quit, Score, Seeded, Session, Sweep, TurnDone
+from charchat.events import Generated, Probs, PromptRead, Quit, Score, Sweep, TurnDone
+from charchat.sampling import sample
+from charchat.session import Session
+from charchat.settings import Settings
 
 
 def consume(events, stop_after=None):
@@ -36,9 +38,9 @@ def session():
     return Session(random_model(), Settings(temperature=1.0), length=30, seed=7)
 
 
-def test_turn_feeds_seed_then_generates(session):
+def test_turn_feeds_the_prompt_then_generates(session):
     events = consume(session.handle("the will"))
-    assert isinstance(events[0], Seeded) and events[0].text == "the will"
+    assert isinstance(events[0], PromptRead) and events[0].text == "the will"
     generated = "".join(e.char for e in events if isinstance(e, Generated))
     assert len(generated) == 30 and isinstance(events[-1], TurnDone)
     assert session.transcript == "the will" + generated
@@ -70,7 +72,7 @@ def test_interrupt_keeps_exactly_the_shown_characters(session):
     assert_invariant(session)
 
 
-def test_same_seed_same_text():
+def test_same_random_seed_same_text():
     a = Session(random_model(), length=50, seed=3)
     b = Session(random_model(), length=50, seed=3)
     text = lambda s: "".join(e.char for e in consume(s.handle("the ")) if isinstance(e, Generated))  # noqa: E731
@@ -86,9 +88,9 @@ def test_same_seed_same_text():
         ("/temp nan", "temperature"),
         ("/temp inf", "temperature"),
         ("/mode fancy", "greedy"),
-        ("/topk 0", "K"),
+        ("/topk 0", "top-k must be a whole number from 1 to 10000, not 0"),
         ("/topp 0", "above 0"),
-        ("/topp 1.5", "P"),
+        ("/topp 1.5", "top-p must be a number above 0, up to 1, not 1.5"),
         ("/len 0", "length"),
         ("/tmep 1", "did you mean /temp"),
         ("/undo", "nothing to undo"),
@@ -144,17 +146,19 @@ def test_model_switch_restarts_and_bad_model_changes_nothing(session, tmp_path):
     assert session.transcript == "" and session.model.config.layers == 1
 
 
-def test_paste_with_newlines_is_a_seed_not_a_command(session):
+def test_paste_with_newlines_is_a_prompt_not_a_command(session):
     events = consume(session.handle("/temp 2\nthe will"))
-    assert isinstance(events[0], Seeded) and session.settings.temperature == 1.0
+    assert isinstance(events[0], PromptRead) and session.settings.temperature == 1.0
 
 
-def test_double_slash_escapes_a_seed(session):
+def test_double_slash_escapes_a_prompt():
+    session = Session(random_model(chars="ab /"), length=3, seed=1)
     events = consume(session.handle("//a b"))
-    assert events[0].text == "/a b" or events[0].dropped == ["/"]
+    assert isinstance(events[0], PromptRead) and events[0].text == "/a b"
+    assert session.transcript.startswith("/a b")
 
 
-def test_unknown_seed_characters_are_reported(session):
+def test_unknown_prompt_characters_are_reported(session):
     events = consume(session.handle("é😀a"))
     assert events[0].mapped == {"é": "e"} and events[0].dropped == ["😀"]
 
@@ -219,7 +223,7 @@ def test_score_changes_nothing_and_matches_eval_maths(session):
     assert score.mean_bits == pytest.approx(np.mean(bits), rel=1e-5)
 
 
-def test_color_reports_seed_surprisal(session):
+def test_colour_by_surprise_reports_the_prompt_surprisal(session):
     consume(session.handle("/color on"))
     events = consume(session.handle("the"), stop_after=0)
     assert len(events[0].surprisal) == 3 and all(b >= 0 for b in events[0].surprisal)
@@ -252,7 +256,7 @@ def test_mid_stream_temperature_change_applies_to_the_next_character():
     for ch in greedy_chars:
         assert s.model.vocab.chars[sample(engine.logits(), Settings(temperature=0), None)] == ch
         engine.feed(s.model.vocab.index[ch])
-    assert isinstance(out[-1], TurnDone) and isinstance(Info("x"), Info)
+    assert isinstance(out[-1], TurnDone)
 
 
 def test_transcript_appends_truncates_and_counts():

@@ -100,7 +100,9 @@ def test_color_and_score_in_a_narrow_terminal(tiny_model_path):
     child.expect("colour by surprise on")
     child.expect("›")
     child.send("the will\r")
-    child.expect(r"\x1b\[3[1-6]")  # characters coloured by surprise
+    # generated characters coloured by surprise: one of the scale's colours (none of which is
+    # the model's own) right after the previous character's reset (a prompt's are bold first)
+    child.expect(r"\x1b\[0m\x1b\[3[1-5]m")
     child.expect("›")
     child.send("/probs 4\r")
     child.expect("entropy")

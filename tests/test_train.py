@@ -1,5 +1,4 @@
 import math
-import signal
 from dataclasses import replace
 
 import numpy as np
@@ -7,21 +6,17 @@ import pytest
 import torch
 from conftest import TEXT, random_model
 
+from charchat.checkpoint import checkpoint_path
 from charchat.engine import Engine
 from charchat.errors import CharchatError
-from charchat.evaluate import evaluate_text
+from charchat.evaluate import evaluate_text, parallel_nats_per_char, sequential_nats
 from charchat.model import CharLSTM
 from charchat.modelfile import ModelConfig, load_model
-from charchat.sampling import log_softmax
-from charchat.train import (
-    TrainConfig,
-    Trainer,
-    TrainingInterrupted,
-    checkpoint_path,
-    sequential_nats,
-    train,
-    validation_nats_per_char,
-)
+from charchat.recipe import TrainConfig, TrainingInterrupted
+from charchat.samples import temperature_samples
+from charchat.sampling import log_softmax, sample
+from charchat.settings import Settings
+from charchat.train import Trainer, make_trainer
 
 TINY = ModelConfig(layers=2, hidden=16, embedding=8, dropout=0.1)
 FAST = TrainConfig(
@@ -37,16 +32,17 @@ def run(tmp_path, text=TEXT, config=TINY, cfg=FAST, stop_after=None, resume=Fals
         if event["kind"] == "step":
             losses.append(event["loss"])
             if stop_after is not None and event["step"] == stop_after:
-                trainer_box["t"]._stop_signal = signal.SIGINT
+                trainer_box["t"].request_stop()
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(text)
     out = tmp_path / f"{name}.safetensors"
     if resume:
-        return train(corpus, out, None, cfg, resume=True, on_event=on_event), losses
-    trainer = Trainer(text, "corpus.txt", out, config, cfg, on_event)
+        trainer = make_trainer(corpus, out, None, cfg, resume=True, on_event=on_event)
+    else:
+        trainer = Trainer(text, "corpus.txt", out, config, cfg, on_event)
     trainer_box["t"] = trainer
-    return trainer.run(), losses
+    return trainer.run(resume=resume), losses
 
 
 def test_loss_at_init_is_about_ln_vocab():
@@ -72,18 +68,6 @@ def test_tiny_model_overfits_a_short_text(tmp_path):
     model, losses = run(tmp_path, text, ModelConfig(1, 32, 8, 0.0), cfg)
     assert losses[0] > 1.5
     assert np.mean(losses[-5:]) < 0.6  # the only uncertainty left: which of d/e/c follows "ab"
-
-
-def test_stepwise_equals_whole_sequence():
-    torch.manual_seed(1)
-    module = CharLSTM(20, ModelConfig(3, 16, 8, 0.5)).eval()
-    ids = torch.randint(0, 20, (1, 30))
-    whole, _ = module(ids)
-    state, steps = None, []
-    for t in range(30):
-        out, state = module(ids[:, t : t + 1], state)
-        steps.append(out)
-    assert torch.allclose(torch.cat(steps, dim=1), whole, atol=1e-6)
 
 
 def test_weight_drop_masks_recurrent_weights_in_training_only():
@@ -130,8 +114,8 @@ def test_averaged_weights_are_the_mean_from_the_start_fraction_on(tmp_path):
     trainer.run()
     start = math.ceil(0.5 * trainer.progress.schedule_steps)
     tail = seen[start - 1 :]  # seen[i] holds the weights after step i + 1
-    assert trainer.progress.averaged_steps == len(tail) > 1
-    for name, mean in trainer.average.items():
+    assert int(trainer.average.n_averaged) == len(tail) > 1
+    for name, mean in trainer.average.module.state_dict().items():
         expected = torch.stack([w[name] for w in tail]).mean(dim=0)
         assert torch.allclose(mean, expected, atol=1e-6), name
     rows = trainer.progress.history
@@ -171,9 +155,9 @@ def test_resume_with_averaging_continues_bit_for_bit(tmp_path):
 
 
 def test_a_time_budget_alone_is_not_capped_by_epochs():
-    assert Trainer.schedule_epochs(TrainConfig(minutes=5)) > 1000
-    assert Trainer.schedule_epochs(TrainConfig()) == 20
-    assert Trainer.schedule_epochs(TrainConfig(minutes=5, epochs=3)) == 3
+    assert TrainConfig(minutes=5).schedule_epochs > 1000
+    assert TrainConfig().schedule_epochs == 20
+    assert TrainConfig(minutes=5, epochs=3).schedule_epochs == 3
 
 
 def test_threads_option_sets_torch_threads(tmp_path):
@@ -230,10 +214,10 @@ def test_resume_with_other_corpus_or_architecture_is_refused(tmp_path):
     corpus = tmp_path / "corpus.txt"
     out = tmp_path / "m.safetensors"
     with pytest.raises(CharchatError, match="different architecture"):
-        train(corpus, out, ModelConfig(1, 16, 8, 0.1), FAST, resume=True)
+        make_trainer(corpus, out, ModelConfig(1, 16, 8, 0.1), FAST, resume=True)
     corpus.write_text(TEXT.upper())
     with pytest.raises(CharchatError, match="different corpus"):
-        train(corpus, out, None, FAST, resume=True)
+        make_trainer(corpus, out, None, FAST, resume=True).run(resume=True)
 
 
 def test_nonfinite_steps_are_skipped_then_rolled_back(tmp_path, monkeypatch):
@@ -295,7 +279,7 @@ def test_parallel_validation_matches_sequential():
     module = CharLSTM(30, TINY).eval()
     ids = np.random.default_rng(0).integers(0, 30, 6_000)
     exact = sequential_nats(module, ids, torch.device("cpu")) / (len(ids) - 1)
-    assert validation_nats_per_char(module, ids, torch.device("cpu")) == pytest.approx(
+    assert parallel_nats_per_char(module, ids, torch.device("cpu")) == pytest.approx(
         exact, rel=1e-3
     )
 
@@ -308,8 +292,16 @@ def test_samples_at_each_temperature_are_reported(tmp_path):
     assert list(samples) == [0.2, 0.5, 1.0, 1.2] and all(len(s) == 30 for s in samples.values())
 
 
-def test_engine_drives_the_samples(tmp_path):
+def test_temperature_samples_share_one_state_and_random_stream():
     model = random_model()
-    engine = Engine(model)
-    engine.feed_many(model.vocab.encode("the ").ids)
-    assert engine.logits().shape == (len(model.vocab),)
+    samples = temperature_samples(model, "the ", 30, seed=5)
+    assert list(samples) == [0.2, 0.5, 1.0, 1.2] and len(set(samples.values())) > 1
+    for temperature, text in samples.items():  # each is plain sampling from the prompt's state
+        engine, rng = Engine(model), np.random.default_rng(5)
+        engine.feed_many(model.vocab.encode("the ").ids)
+        expected = ""
+        for _ in range(30):
+            i = sample(engine.logits(), Settings(temperature=temperature), rng)
+            expected += model.vocab.chars[i]
+            engine.feed(i)
+        assert text == expected

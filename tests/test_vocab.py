@@ -1,7 +1,8 @@
 import pytest
 
+from charchat.corpus import decode_text, read_text
 from charchat.errors import CharchatError
-from charchat.vocab import Vocab, decode_text, read_corpus
+from charchat.vocab import Vocab
 
 
 def test_vocab_is_sorted_unique_and_handles_any_unicode():
@@ -44,11 +45,11 @@ def test_bad_corpora_are_refused_clearly(tmp_path, content, message):
     path = tmp_path / "c.txt"
     path.write_bytes(content)
     with pytest.raises(CharchatError, match=message):
-        read_corpus(path)
+        read_text(path)
 
 
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(CharchatError, match="no such file"):
-        read_corpus(tmp_path / "nope.txt")
+        read_text(tmp_path / "nope.txt")
     with pytest.raises(CharchatError, match="directory"):
-        read_corpus(tmp_path)
+        read_text(tmp_path)

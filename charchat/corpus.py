@@ -1,0 +1,99 @@
+"""Text files -> character ids: reading, the held-out split, and training batches."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from charchat.errors import CharchatError
+from charchat.vocab import Vocab, normalize_newlines
+
+
+def decode_text(data: bytes, source: str = "input") -> str:
+    """UTF-8 text with a leading byte-order mark dropped and CRLF turned into LF."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CharchatError(
+            f"{source} is not valid UTF-8 text (bad byte at offset {e.start})"
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return normalize_newlines(text)
+
+
+def read_text(path: str | Path, min_chars: int = 2, purpose: str = "training") -> str:
+    path = Path(path)
+    if not path.exists():
+        raise CharchatError(f"no such file: {path}")
+    if path.is_dir():
+        raise CharchatError(f"{path} is a directory, not a text file")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CharchatError(f"cannot read {path}: {e.strerror}") from None
+    if b"\x00" in data[:65536]:
+        raise CharchatError(f"{path} looks like a binary file (it contains NUL bytes)")
+    text = decode_text(data, str(path))
+    if len(text) < min_chars:
+        what = "empty" if not text else f"too short ({len(text)} characters)"
+        raise CharchatError(f"{path} is {what}; {purpose} needs at least {min_chars} characters")
+    return text
+
+
+@dataclass
+class Corpus:
+    vocab: Vocab
+    train: np.ndarray  # int64 ids learnt from
+    val: np.ndarray  # int64 ids held out from the end
+    name: str
+    sha256: str
+
+    @classmethod
+    def from_text(cls, text: str, name: str, val_fraction: float) -> Corpus:
+        vocab = Vocab.from_text(text)
+        ids = np.array(vocab.encode_known(text), dtype=np.int64)
+        n_val = int(len(ids) * val_fraction)
+        if val_fraction > 0 and n_val < 2:
+            raise CharchatError("the corpus is too short to hold out a validation part")
+        sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return cls(vocab, ids[: len(ids) - n_val], ids[len(ids) - n_val :], name, sha)
+
+    @property
+    def chars(self) -> int:
+        return len(self.train) + len(self.val)
+
+
+class Batches:
+    """Contiguous streams through the training ids, one window at a time (truncated BPTT).
+
+    Each of `batch_size` streams reads its own stretch of the text in order, so the hidden
+    state can carry from one window to the next. Each epoch starts at an offset fixed by
+    (seed, epoch), so the window boundaries move from pass to pass.
+    """
+
+    def __init__(self, train: np.ndarray, batch_size: int, seq_len: int, seed: int):
+        needed = batch_size * (seq_len + 1) + seq_len
+        if len(train) < needed:
+            raise CharchatError(
+                f"the corpus is too short: its training part has {len(train)} characters, and "
+                f"--batch-size {batch_size} with --seq-len {seq_len} needs at least {needed}"
+            )
+        self.train, self.batch_size, self.seq_len, self.seed = train, batch_size, seq_len, seed
+        self.per_epoch = (len(train) - seq_len - 1) // batch_size // seq_len
+        self._epoch = -1
+
+    def window(self, epoch: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs and targets, each (batch_size, seq_len), of window `batch` in `epoch`."""
+        if epoch != self._epoch:
+            offset = int(np.random.default_rng([self.seed, epoch]).integers(0, self.seq_len))
+            length = self.per_epoch * self.seq_len
+            span = self.train[offset : offset + self.batch_size * length + 1]
+            self._x = span[:-1].reshape(self.batch_size, length)
+            self._y = span[1:].reshape(self.batch_size, length)
+            self._epoch = epoch
+        a = batch * self.seq_len
+        return self._x[:, a : a + self.seq_len], self._y[:, a : a + self.seq_len]

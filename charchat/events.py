@@ -1,0 +1,89 @@
+"""What a session says: plain data, no formatting. render.py is the one place they become
+output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PromptRead:
+    """The model read the text the user typed (the prompt)."""
+
+    text: str  # what the model read (after mapping unknown characters)
+    mapped: dict  # character typed -> what was read instead
+    dropped: list  # characters with no stand-in, left out
+    surprisal: list | None = None  # bits per prompt character, when colouring by surprise
+
+
+@dataclass(frozen=True)
+class Generated:
+    char: str
+    probability: float  # of this character under the model (T = 1)
+    entropy: float  # bits, of the distribution it was drawn from
+
+
+@dataclass(frozen=True)
+class TurnDone:
+    generated: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Info:
+    text: str
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    rows: list  # (label, value)
+
+
+@dataclass(frozen=True)
+class ProbRow:
+    char: str
+    p_temp: float
+    p_one: float
+    kept: bool
+
+
+@dataclass(frozen=True)
+class Probs:
+    rows: list
+    temperature: float
+    entropy_temp: float
+    entropy_one: float
+    mode_note: str
+
+
+@dataclass(frozen=True)
+class SweepLine:
+    temperature: float
+    text: str
+    entropy: float  # mean bits per character of the distributions drawn from
+    surprisal: float  # mean bits per character of the characters drawn (T = 1)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    lines: list
+
+
+@dataclass(frozen=True)
+class Score:
+    chars: str
+    bits: list  # surprisal of each character, T = 1
+    mean_bits: float
+    dropped: list
+
+
+@dataclass(frozen=True)
+class SurpriseColours:
+    """Colouring by surprise was switched on or off."""
+
+    on: bool
+
+
+@dataclass(frozen=True)
+class Quit:
+    pass

@@ -1,0 +1,82 @@
+"""What a training run is told: the model presets and the run's settings, with their checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from charchat.errors import CharchatError
+from charchat.modelfile import ModelConfig
+
+PRESETS = {
+    "small": ModelConfig(layers=2, hidden=256, embedding=32, dropout=0.2),
+    "medium": ModelConfig(layers=2, hidden=512, embedding=64, dropout=0.3),
+    "large": ModelConfig(layers=3, hidden=640, embedding=64, dropout=0.35),
+}
+DEFAULT_EPOCHS = 20.0
+UNBOUNDED_EPOCHS = 1e6  # with only --minutes, the time budget alone ends the run
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seq_len: int = 128  # characters per truncated-BPTT window
+    batch_size: int = 64  # parallel streams through the corpus
+    lr: float = 2e-3  # peak learning rate
+    weight_decay: float = 0.05  # AdamW decay on weight matrices
+    epochs: float | None = None  # the schedule's length in passes; default: 20, or the budget's
+    minutes: float | None = None  # wall-clock budget; the schedule is fitted to it
+    threads: int | None = None  # torch CPU threads; default: torch's own choice
+    val_fraction: float = 0.1  # held out from the end of the corpus
+    seed: int = 1234
+    device: str = "auto"
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05  # the cosine decays to this fraction of lr
+    clip: float = 1.0  # gradient norm clipping
+    average_from: float | None = None  # from this fraction of the schedule, average the weights
+    eval_every: int = 200  # steps between validations (and checkpoints)
+    sample_every: int = 5  # validations between temperature samples
+    sample_length: int = 160
+
+    def check(self) -> None:
+        positive = {
+            "seq_len": self.seq_len,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "epochs": 1 if self.epochs is None else self.epochs,
+            "eval_every": self.eval_every,
+            "threads": 1 if self.threads is None else self.threads,
+        }
+        for name, value in positive.items():
+            if not value > 0:
+                raise CharchatError(f"--{name.replace('_', '-')} must be above 0")
+        if self.average_from is not None and not 0 <= self.average_from < 1:
+            raise CharchatError("--average-from must be at least 0 and below 1")
+        if self.minutes is not None and not self.minutes > 0:
+            raise CharchatError("--minutes must be above 0")
+        if not 0 <= self.val_fraction < 0.5:
+            raise CharchatError("--val-fraction must be from 0 to below 0.5")
+        if self.device not in ("auto", "cpu", "cuda", "mps"):
+            raise CharchatError("--device must be auto, cpu, cuda or mps")
+
+    @property
+    def schedule_epochs(self) -> float:
+        if self.epochs is not None:
+            return self.epochs
+        return UNBOUNDED_EPOCHS if self.minutes is not None else DEFAULT_EPOCHS
+
+
+class TrainingInterrupted(CharchatError):
+    """Stopped on request (Ctrl+C, SIGTERM) after writing a checkpoint."""
+
+
+def pick_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise CharchatError("--device cuda asked for, but torch sees no CUDA GPU")
+    if name == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise CharchatError("--device mps asked for, but it is not available")
+    return torch.device(name)

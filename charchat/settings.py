@@ -1,0 +1,123 @@
+"""Every user setting of a chat, once: its default, bounds and choices.
+
+The Typer options, the slash-command table, the session and /help all read these, so a
+bound is written (and checked) in one place. Messages are written for a person.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from charchat.errors import CharchatError
+
+
+@dataclass(frozen=True)
+class Number:
+    """A numeric setting: whole or real, within [low, high] (or (low, high] when low_open)."""
+
+    what: str  # how messages name it
+    whole: bool
+    default: float | int | None
+    low: float
+    high: float
+    low_open: bool = False
+    note: str = ""  # shown after the range in help, e.g. "0 = greedy"
+
+    def describe(self) -> str:
+        start = f"above {self.low:g}, up to" if self.low_open else f"from {self.low:g} to"
+        high = "2^63-1" if self.high == 2**63 - 1 else f"{self.high:g}"
+        text = f"{start} {high}"
+        return f"{text} ({self.note})" if self.note else text
+
+    def error(self, given: object) -> CharchatError:
+        kind = "a whole number" if self.whole else "a number"
+        return CharchatError(f"{self.what} must be {kind} {self.describe()}, not {given}")
+
+    def check(self, value: float | int, given: str | None = None) -> float | int:
+        """value itself when it is in range; a CharchatError naming the bounds otherwise."""
+        error = self.error(value if given is None else given)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise error
+        if self.whole and not isinstance(value, int):
+            raise error
+        if not math.isfinite(value) or value > self.high or value < self.low:
+            raise error
+        if self.low_open and value == self.low:
+            raise error
+        return value
+
+    def parse(self, text: str) -> float | int:
+        try:
+            value = int(text) if self.whole else float(text)
+        except ValueError:
+            raise self.error(text or "nothing") from None
+        return self.check(value, text)
+
+
+@dataclass(frozen=True)
+class Choice:
+    what: str
+    default: str
+    choices: tuple[str, ...]
+    aliases: tuple[tuple[str, str], ...] = ()  # spelling -> choice
+
+    def describe(self) -> str:
+        return " | ".join(self.choices)
+
+    def check(self, value: str) -> str:
+        value = value.strip().lower().replace("_", "-")
+        value = dict(self.aliases).get(value, value)
+        if value not in self.choices:
+            raise CharchatError(f"{self.what} must be one of: {', '.join(self.choices)}")
+        return value
+
+    parse = check
+
+
+MAX_TEMPERATURE = 100.0
+MAX_LENGTH = 100_000
+
+TEMPERATURE = Number("temperature", False, 0.8, 0.0, MAX_TEMPERATURE, note="0 = greedy")
+MODE = Choice(
+    "mode",
+    "sample",
+    ("greedy", "sample", "top-k", "top-p"),
+    aliases=(("topk", "top-k"), ("topp", "top-p")),
+)
+TOP_K = Number("top-k", True, 40, 1, 10_000)
+TOP_P = Number("top-p", False, 0.9, 0.0, 1.0, low_open=True)
+LENGTH = Number("length", True, 400, 1, MAX_LENGTH)
+SEED = Number("seed", True, None, 0, 2**63 - 1)
+PROBS_SHOWN = Number("N", True, 10, 1, 200)
+SWEEP_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
+SWEEP_MOST = 8  # temperatures one /sweep compares
+
+MODES = MODE.choices
+# Below this, softmax(logits / T) is one-hot for any logits a float32 model produces.
+GREEDY_BELOW = 1e-4
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the next character is chosen."""
+
+    temperature: float = TEMPERATURE.default
+    mode: str = MODE.default  # one of MODES
+    top_k: int = TOP_K.default  # used in mode top-k
+    top_p: float = TOP_P.default  # used in mode top-p
+
+    def check(self) -> Settings:
+        TEMPERATURE.check(self.temperature)
+        if self.mode not in MODES:
+            raise CharchatError(f"mode must be one of: {', '.join(MODES)}")
+        TOP_K.check(self.top_k)
+        TOP_P.check(self.top_p)
+        return self
+
+    def with_(self, **changes) -> Settings:
+        return replace(self, **changes).check()
+
+    @property
+    def is_greedy(self) -> bool:
+        return self.mode == "greedy" or self.temperature < GREEDY_BELOW

@@ -1,0 +1,93 @@
+"""One source of settings: the CLI, the slash commands, /help, the session and the README
+agree on every default and bound."""
+
+import re
+from pathlib import Path
+
+import pytest
+import typer
+from conftest import random_model
+from typer.testing import CliRunner
+
+from charchat import commands
+from charchat import settings as spec
+from charchat.chat import FLAGS
+from charchat.cli import app
+from charchat.commands import CommandError
+from charchat.session import Session
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+SLASH = {  # session field -> slash command
+    "temperature": "temp",
+    "mode": "mode",
+    "top_k": "topk",
+    "top_p": "topp",
+    "length": "len",
+    "seed": "seed",
+}
+
+
+def cli_option(flag: str):
+    command = typer.main.get_command(app)
+    return next(p for p in command.params if flag in p.opts)
+
+
+def out_of_range(setting) -> list[str]:
+    if isinstance(setting, spec.Choice):
+        return ["fancy"]
+    values = [setting.low - 1, setting.high + 1, "nan"]
+    if setting.low_open:
+        values.append(setting.low)
+    if setting.whole:
+        values.append(setting.low + 0.5)
+    return [str(v) for v in values]
+
+
+@pytest.mark.parametrize("field", list(FLAGS))
+def test_cli_default_is_the_settings_default(field):
+    flag, setting = FLAGS[field]
+    default = cli_option(flag).default
+    assert getattr(default, "value", default) == setting.default
+
+
+def test_session_defaults_are_the_settings_defaults():
+    session = Session(random_model())
+    assert session.settings.temperature == spec.TEMPERATURE.default
+    assert (session.settings.mode, session.settings.top_k) == (
+        spec.MODE.default,
+        spec.TOP_K.default,
+    )
+    assert (session.settings.top_p, session.length) == (spec.TOP_P.default, spec.LENGTH.default)
+
+
+@pytest.mark.parametrize("field", list(FLAGS))
+def test_cli_and_slash_command_refuse_the_same_values_with_the_same_words(field, tiny_model_path):
+    flag, setting = FLAGS[field]
+    runner = CliRunner()
+    for value in out_of_range(setting):
+        result = runner.invoke(app, ["-m", str(tiny_model_path), flag, value], input="x\n")
+        with pytest.raises(CommandError) as slash:
+            commands.parse(f"/{SLASH[field]} {value}")
+        reason = str(slash.value).split(": ", 1)[1]  # without the "/temp: " prefix
+        if result.exit_code == 2 and "Usage:" in result.output:
+            # typer refused a non-number for a whole-number flag before we saw it
+            assert isinstance(setting, spec.Choice) or setting.whole
+            continue
+        assert result.exit_code == 2, (value, result.output)
+        assert reason.split(", not")[0] in result.output, (value, result.output)
+
+
+@pytest.mark.parametrize("field", list(FLAGS))
+def test_help_and_cli_help_state_the_same_bounds(field):
+    flag, setting = FLAGS[field]
+    command_help = commands.help_text(SLASH[field])
+    assert setting.describe() in command_help or field == "mode" and "top-p" in command_help
+    if field not in ("seed", "mode"):
+        assert setting.describe() in cli_option(flag).help
+
+
+def test_readme_command_table_is_the_command_table():
+    text = README.read_text(encoding="utf-8")
+    assert commands.markdown_table() in text
+    listed = re.findall(r"^\| `/(\w+)", text, flags=re.M)
+    assert listed == [c.name for c in commands.COMMANDS]
