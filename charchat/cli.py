@@ -36,6 +36,12 @@ class Preset(str, Enum):
     large = "large"
 
 
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
 class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
@@ -124,7 +130,9 @@ def train(
     corpus: Path = typer.Argument(..., help="A UTF-8 text file to learn from."),
     name: str | None = typer.Option(None, "--name", help="Save as NAME in the user models dir."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Save to this path."),
-    preset: Preset = typer.Option(Preset.medium, "--preset", help="Model size."),
+    preset: Preset = typer.Option(
+        Preset.medium, "--preset", help="Model size (with --minutes alone: planned)."
+    ),
     layers: int | None = typer.Option(None, "--layers", help="LSTM layers (overrides preset)."),
     hidden: int | None = typer.Option(None, "--hidden", help="Units per layer."),
     embedding: int | None = typer.Option(None, "--embedding", help="Embedding size."),
@@ -135,23 +143,43 @@ def train(
     input_dropout: float | None = typer.Option(
         None, "--input-dropout", help="Dropout probability on the embedded characters."
     ),
-    seq_len: int = typer.Option(128, "--seq-len", help="Characters per BPTT window."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Parallel streams per batch."),
-    lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate."),
-    weight_decay: float = typer.Option(0.05, "--weight-decay", help="AdamW weight decay."),
+    seq_len: int | None = typer.Option(
+        None, "--seq-len", help="Characters per BPTT window [default: planned, or 128]."
+    ),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help="Parallel streams per batch [default: planned, or 64]."
+    ),
+    lr: float | None = typer.Option(
+        None, "--lr", help="Peak learning rate [default: planned, or 0.002]."
+    ),
+    weight_decay: float | None = typer.Option(
+        None, "--weight-decay", help="AdamW weight decay [default: planned, or 0.05]."
+    ),
     epochs: float | None = typer.Option(
         None,
         "--epochs",
         help="Passes over the training text [default: 20, or what fits --minutes].",
     ),
-    minutes: float | None = typer.Option(None, "--minutes", help="Wall-clock budget."),
+    minutes: float | None = typer.Option(
+        None,
+        "--minutes",
+        help="Wall-clock budget, from launch to saved model. Without size flags, the model "
+        "and recipe are planned for it.",
+    ),
     average_from: float | None = typer.Option(
         None,
         "--average-from",
         help="From this fraction of the schedule on, also score the running mean of the weights.",
     ),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
-    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Held out from the end."),
+    val_fraction: float | None = typer.Option(
+        None, "--val-fraction", help="Held out from the end [default: planned, or 0.1]."
+    ),
+    precision: Precision = typer.Option(
+        Precision.auto,
+        "--precision",
+        help="Forward pass in fp32 or bf16 (fp32 weights); auto: what measures faster here.",
+    ),
     seed: int = typer.Option(1234, "--seed", help="Random seed."),
     device: Device = typer.Option(Device.auto, "--device", help="Where to train."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run checkpointed for OUT."),
@@ -186,6 +214,7 @@ def train(
                 "val_fraction": val_fraction,
                 "seed": seed,
                 "device": device.value,
+                "precision": precision.value,
             },
             resume=resume,
             force=force,

@@ -28,6 +28,7 @@ class TrainConfig:
     val_fraction: float = 0.1  # held out from the end of the corpus
     seed: int = 1234
     device: str = "auto"
+    precision: str = "fp32"  # of the forward pass: fp32, or bf16 autocast (fp32 weights)
     warmup_steps: int = 100
     min_lr_ratio: float = 0.05  # the cosine decays to this fraction of lr
     clip: float = 1.0  # gradient norm clipping
@@ -54,6 +55,8 @@ class TrainConfig:
             raise CharchatError("--minutes must be above 0")
         if not 0 <= self.val_fraction < 0.5:
             raise CharchatError("--val-fraction must be from 0 to below 0.5")
+        if self.precision not in ("fp32", "bf16"):
+            raise CharchatError("--precision must be auto, fp32 or bf16")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise CharchatError("--device must be auto, cpu, cuda or mps")
 

@@ -33,6 +33,7 @@ from charchat.errors import CharchatError
 from charchat.evaluate import parallel_nats_per_char
 from charchat.model import CharLSTM
 from charchat.modelfile import Model, ModelConfig, save_model
+from charchat.probe import autocast
 from charchat.recipe import PRESETS, TrainConfig, TrainingInterrupted, pick_device
 from charchat.samples import sample_prompt, temperature_samples
 
@@ -83,6 +84,7 @@ class Trainer:
         self.hidden = None
         self.average: AveragedModel | None = None  # running mean of the weights
         self._stop_requested = False
+        self.plan: dict | None = None  # the budget plan this run follows, for the card
         self.last_good = InMemorySnapshot(self.module, self.optimizer)
 
     def request_stop(self) -> None:
@@ -135,6 +137,8 @@ class Trainer:
             "val_curve": [list(row) for row in p.history],  # see Progress.history
             "averaged_over_steps": int(self.average.n_averaged) if averaged else 0,
         }
+        if self.plan:
+            card["plan"] = self.plan
         tensors = numpy_state(module or self.module)
         return Model(self.corpus.vocab, self.model_config, tensors, card)
 
@@ -185,8 +189,9 @@ class Trainer:
         self.module.train()
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.progress.step)
-        logits, hidden = self.module(x, self.hidden)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        with autocast(self.device, self.cfg.precision):
+            logits, hidden = self.module(x, self.hidden)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.cfg.clip)
@@ -194,7 +199,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             return None
         self.optimizer.step()
-        self.hidden = (hidden[0].detach(), hidden[1].detach())
+        self.hidden = (hidden[0].detach().float(), hidden[1].detach().float())
         return float(loss.item())
 
     def _update_average(self) -> None:
@@ -322,13 +327,14 @@ def make_trainer(
     cfg: TrainConfig,
     resume: bool = False,
     on_event=lambda event: None,
+    text: str | None = None,
 ) -> Trainer:
     """A trainer for a text file; with resume, set up to continue the run checkpointed for out.
 
     On resume the run's own settings come from the checkpoint (only the time budget, device
     and threads may change); a different architecture or corpus is refused.
     """
-    text = read_text(corpus_path)
+    text = read_text(corpus_path) if text is None else text
     if resume:
         meta = read_checkpoint_meta(checkpoint_path(Path(out)))
         saved_arch = ModelConfig(**meta["identity"]["model_config"])
@@ -343,6 +349,7 @@ def make_trainer(
             minutes=cfg.minutes,
             device=cfg.device,
             threads=cfg.threads,
+            precision=cfg.precision,
         )
     config = model_config or PRESETS["medium"]
     return Trainer(text, Path(corpus_path).name, out, config, cfg, on_event)

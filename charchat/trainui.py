@@ -44,6 +44,51 @@ def check_writable(path: Path, force: bool, resume: bool) -> None:
         raise CharchatError(f"cannot write to {folder}: {e.strerror}") from None
 
 
+def choose_recipe(
+    text, preset, arch_overrides, given, explicit_arch, preset_given, resume, launched
+):
+    """(model config or None, TrainConfig, plan card or None) for this run.
+
+    With --minutes and no size flags, the planner chooses the model and recipe from the
+    budget, the text's size and a throughput probe; every flag given overrides the plan.
+    Otherwise the preset and TrainConfig's defaults apply. Either way, precision and threads
+    left to chance are measured.
+    """
+    from charchat.plan import plan_for
+    from charchat.probe import probe
+    from charchat.recipe import TrainConfig, pick_device
+
+    TrainConfig(**{**given, "precision": "fp32"}).check()  # bad numbers fail before probing
+    precision = given.pop("precision", "auto")
+    sized = any(arch_overrides[k] is not None for k in ("layers", "hidden", "embedding"))
+    planning = "minutes" in given and not resume and not (sized or preset_given)
+    if precision != "auto" and given.get("threads") and not planning:
+        given["precision"] = precision  # nothing left to measure
+        config = model_config_for(preset, arch_overrides) if explicit_arch or not resume else None
+        return config, TrainConfig(**given), None
+    device = pick_device(given.get("device", "auto"))
+    measured = probe(len(set(text)), device, precision, given.get("threads"))
+    given |= {"precision": measured.precision, "threads": measured.threads}
+    if not planning:
+        config = model_config_for(preset, arch_overrides) if explicit_arch or not resume else None
+        return config, TrainConfig(**given), None
+    left = given["minutes"] * 60 - (time.monotonic() - launched)
+    if left < 1:
+        raise CharchatError(
+            f"--minutes {given['minutes']:g} is spent before training could start "
+            f"(reading the text and measuring this machine took {time.monotonic() - launched:.0f} s)"
+        )
+    plan = plan_for(
+        left, len(text), measured.chars_per_second, measured.precision, measured.threads
+    )
+    config = replace(plan.model, **{k: v for k, v in arch_overrides.items() if v is not None})
+    config.check()
+    cfg = TrainConfig(**{**plan.train, **given, "minutes": left / 60})
+    stderr_console().print(plan.line(), markup=False, highlight=False)
+    card = plan.card() | {"budget_minutes": given["minutes"], "probe": measured.table}
+    return config, cfg, card
+
+
 def model_config_for(preset: str, overrides: dict) -> ModelConfig:
     from charchat.recipe import PRESETS
 
@@ -172,16 +217,22 @@ def run_training(
     force: bool,
     argv: list[str],
 ) -> int:
-    from charchat.recipe import TrainConfig, TrainingInterrupted
+    from charchat.corpus import read_text
+    from charchat.recipe import TrainingInterrupted
     from charchat.train import make_trainer
 
+    launched = time.monotonic()
     path = output_path(corpus, name, out)
     check_writable(path, force, resume)
+    text = read_text(corpus)
+    given = {k: v for k, v in train_options.items() if v is not None}
     explicit_arch = any(v is not None for v in arch_overrides.values()) or "--preset" in argv
-    config = model_config_for(preset, arch_overrides) if (explicit_arch or not resume) else None
-    cfg = TrainConfig(**train_options)
+    config, cfg, plan = choose_recipe(
+        text, preset, arch_overrides, given, explicit_arch, "--preset" in argv, resume, launched
+    )
     with TrainingView() as view:
-        trainer = make_trainer(corpus, path, config, cfg, resume=resume, on_event=view)
+        trainer = make_trainer(corpus, path, config, cfg, resume, on_event=view, text=text)
+        trainer.plan = plan
         try:
             with stop_on_signals(trainer.request_stop):
                 model = trainer.run(resume=resume)

@@ -1,0 +1,112 @@
+"""Measuring this machine: training speed (chars/s) at each precision and thread count.
+
+A few optimizer steps of the 1x512 reference model on random data, exactly as training
+runs them. The planner (plan.py) turns the best figure into a model size and a schedule.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from charchat.modelfile import ModelConfig
+
+REFERENCE = ModelConfig(layers=1, hidden=512, embedding=64, dropout=0.0)
+BF16_MUST_WIN_BY = 1.1  # below this, noise: keep fp32
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast for the forward pass; the weights and optimizer stay fp32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def chars_per_second(
+    vocab_size: int,
+    config: ModelConfig,
+    batch: int,
+    seq: int,
+    precision: str,
+    device: torch.device,
+    steps: int = 3,
+) -> float:
+    from charchat.model import CharLSTM
+
+    generator_state = torch.get_rng_state()
+    try:
+        torch.manual_seed(0)
+        module = CharLSTM(vocab_size, config).to(device).train()
+        optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4)
+        x = torch.randint(0, vocab_size, (batch, seq), device=device)
+        y = torch.randint(0, vocab_size, (batch, seq), device=device)
+
+        def step():
+            with autocast(device, precision):
+                logits, _ = module(x)
+                loss = F.cross_entropy(logits.reshape(-1, vocab_size).float(), y.reshape(-1))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+            optimizer.step()
+            loss.item()
+
+        step()  # the first step allocates and picks kernels
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        return steps * batch * seq / (time.perf_counter() - start)
+    finally:
+        torch.set_rng_state(generator_state)  # probing leaves the run's randomness alone
+
+
+@dataclass(frozen=True)
+class Measured:
+    precision: str
+    threads: int | None
+    chars_per_second: float  # of the reference model at that precision and thread count
+    table: dict  # "precision/threads" -> chars/s, everything measured
+
+
+def probe(
+    vocab_size: int,
+    device: torch.device,
+    precision: str = "auto",
+    threads: int | None = None,
+    batch: int = 32,
+    seq: int = 64,
+) -> Measured:
+    """The fastest precision and thread count for training here, within what was asked."""
+    precisions = ["fp32", "bf16"] if precision == "auto" else [precision]
+    if device.type != "cpu":
+        thread_counts: list[int | None] = [None]
+    elif threads is not None:
+        thread_counts = [threads]
+    else:
+        thread_counts = sorted({1, available_cores()})
+    table = {}
+    for n in thread_counts:
+        if n is not None:
+            torch.set_num_threads(n)
+        for p in precisions:
+            try:
+                table[(p, n)] = chars_per_second(vocab_size, REFERENCE, batch, seq, p, device)
+            except RuntimeError:  # this device cannot run bf16
+                continue
+    fp32 = {k: v for k, v in table.items() if k[0] == "fp32"}
+    best = max(table, key=table.get)
+    if best[0] == "bf16" and fp32 and table[best] < BF16_MUST_WIN_BY * max(fp32.values()):
+        best = max(fp32, key=fp32.get)
+    if best[1] is not None:
+        torch.set_num_threads(best[1])
+    shown = {f"{p}/{n or 'default'}": round(v) for (p, n), v in table.items()}
+    return Measured(best[0], best[1], table[best], shown)

@@ -1,0 +1,91 @@
+"""The budget planner (a pure function), bf16 training, and the plan on the command line."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import TEXT
+
+from charchat.modelfile import ModelConfig, load_model
+from charchat.plan import VAL_CHARS, plan_for
+from charchat.recipe import TrainConfig
+from charchat.train import Trainer
+
+SHAKESPEARE = 1_003_836
+
+
+def test_a_short_budget_gets_a_fast_model_without_dropout():
+    plan = plan_for(90, SHAKESPEARE, 28_000, "bf16", 2)
+    assert (plan.model.layers, plan.model.hidden, plan.model.dropout) == (1, 512, 0.0)
+    assert 2 < plan.passes < 3.5 and plan.precision == "bf16" and plan.threads == 2
+    assert plan.train["batch_size"] == 32 and plan.train["seq_len"] == 64
+
+
+def test_more_time_means_more_passes_then_dropout_then_depth():
+    plans = [plan_for(minutes * 60, SHAKESPEARE, 28_000) for minutes in (1.5, 5, 15, 60)]
+    dropouts = [p.model.dropout for p in plans]
+    assert dropouts == sorted(dropouts) and dropouts[0] == 0 < dropouts[1]
+    assert [p.model.layers for p in plans] == [1, 1, 2, 2]
+    assert plans[2].chars_per_second < 28_000  # the deeper model is slower per character
+    assert plans[3].passes > plans[2].passes
+
+
+def test_a_slower_machine_plans_like_a_shorter_budget():
+    slow, fast = plan_for(600, SHAKESPEARE, 10_000), plan_for(200, SHAKESPEARE, 30_000)
+    assert (slow.model, slow.train, slow.passes) == (fast.model, fast.train, fast.passes)
+
+
+def test_validation_is_a_bounded_sample():
+    big = plan_for(300, 10 * SHAKESPEARE, 28_000)
+    assert big.train["val_fraction"] * 10 * SHAKESPEARE == pytest.approx(VAL_CHARS, rel=1e-3)
+    assert plan_for(300, 50_000, 28_000).train["val_fraction"] == 0.1  # small texts keep 10 %
+
+
+def test_the_plan_is_a_valid_recipe():
+    for seconds in (5, 90, 900, 5400):
+        plan = plan_for(seconds, SHAKESPEARE, 20_000)
+        plan.model.check()
+        TrainConfig(**plan.train).check()
+        assert plan.train["eval_every"] >= 50 and "LSTM" in plan.line()
+
+
+def losses(precision: str) -> list[float]:
+    seen = []
+    cfg = TrainConfig(
+        seq_len=16, batch_size=8, lr=1e-2, epochs=6, eval_every=10_000, warmup_steps=5,
+        precision=precision, val_fraction=0.0,
+    )  # fmt: skip
+    trainer = Trainer(TEXT, "c.txt", "/dev/null", ModelConfig(1, 32, 8, 0.0), cfg)
+    trainer.on_event = lambda e: seen.append(e["loss"]) if e["kind"] == "step" else None
+    trainer.save_checkpoint = lambda: None
+    trainer.validate = lambda: 0.0
+    trainer._checkpoint_round = lambda final=False: None
+    trainer.run()
+    return seen
+
+
+def test_bf16_tracks_fp32_loss():
+    torch.manual_seed(0)
+    fp32, bf16 = losses("fp32"), losses("bf16")
+    assert len(fp32) == len(bf16) > 20
+    assert fp32 != bf16  # the forward pass really ran in bf16
+    assert fp32[-1] < fp32[0] - 0.5 and bf16[-1] < bf16[0] - 0.5  # both learn
+    # Stated tolerance: the mean loss of the last five steps within 0.05 nats.
+    assert abs(sum(fp32[-5:]) - sum(bf16[-5:])) / 5 < 0.05
+
+
+def test_the_plan_is_printed_and_kept_in_the_card(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(TEXT * 20)
+    out = tmp_path / "m.safetensors"
+    args = ["train", str(corpus), "--minutes", "0.2", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "charchat", *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    line = next(x for x in done.stderr.splitlines() if x.startswith("plan: "))
+    card = load_model(out).card
+    assert card["plan"]["line"] == line and card["plan"]["budget_minutes"] == 0.2
+    assert "chars/s measured" in line and card["plan"]["probe"]
+    assert done.stdout == ""
