@@ -1,70 +1,69 @@
-"""Training throughput (characters per second) for the presets and the knobs torch offers.
+"""Training throughput (characters per second): fp32 against bf16 autocast, for the sizes the
+planner chooses and the presets, with one thread and with all cores.
 
-    python benchmarks/bench_train.py [--steps 6]
+    python benchmarks/bench_train.py [--steps 8] [--rounds 3]
 
 Times full optimizer steps (forward, backward, clipping, AdamW) of CharLSTM on random data,
-the way `charchat train` runs them, for each preset and for oneDNN (mkldnn) on and off,
-batch size and thread count. Record the table in benchmarks/README.md.
+exactly as `charchat train` runs them (charchat.probe.chars_per_second). fp32 and bf16 are
+measured in alternating rounds and the median of each is reported, so that the machine's
+drift hits both alike. Record the table in benchmarks/README.md with the CPU it ran on.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import statistics
 
 import torch
-import torch.nn.functional as F
 
-from charchat.model import CharLSTM
+from charchat.modelfile import ModelConfig
+from charchat.probe import available_cores, chars_per_second
 from charchat.recipe import PRESETS
 
-VOCAB = 84
+VOCAB = 65
+SIZES = {
+    "1x512 (planned, short budgets)": (ModelConfig(1, 512, 64, 0.0), 32, 64),
+    "2x512 (planned, long budgets)": (ModelConfig(2, 512, 64, 0.0), 32, 64),
+    "medium preset (2x512)": (PRESETS["medium"], 64, 128),
+    "small preset (2x256)": (PRESETS["small"], 64, 128),
+}
 
 
-def chars_per_second(
-    preset: str, batch: int, seq: int, mkldnn: bool, threads: int, steps: int
-) -> float:
-    torch.set_num_threads(threads)
-    torch.backends.mkldnn.enabled = mkldnn
-    torch.manual_seed(0)
-    module = CharLSTM(VOCAB, PRESETS[preset]).train()
-    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
-    x = torch.randint(0, VOCAB, (batch, seq))
-    y = torch.randint(0, VOCAB, (batch, seq))
-
-    def step():
-        logits, _ = module(x)
-        loss = F.cross_entropy(logits.reshape(-1, VOCAB), y.reshape(-1))
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
-        optimizer.step()
-
-    step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps * batch * seq / (time.perf_counter() - start)
+def cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):  # noqa: SIM115
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    cores = torch.get_num_threads()
-    configs = [
-        ("small", 64, 128, True, cores),
-        ("medium", 64, 128, True, cores),
-        ("medium", 64, 128, False, cores),
-        ("medium", 128, 128, True, cores),
-        ("medium", 128, 128, False, cores),
-        ("medium", 64, 128, True, 1),
-        ("large", 64, 128, True, cores),
-    ]
-    print(f"{'preset':<8} {'batch':>5} {'seq':>4} {'mkldnn':>6} {'threads':>7} {'chars/s':>9}")
-    for preset, batch, seq, mkldnn, threads in configs:
-        rate = chars_per_second(preset, batch, seq, mkldnn, threads, args.steps)
-        print(f"{preset:<8} {batch:>5} {seq:>4} {mkldnn!s:>6} {threads:>7} {rate:>9,.0f}")
+    cpu = torch.device("cpu")
+    with open("/proc/cpuinfo") as f:
+        bf16_flag = "avx512_bf16" in f.read()
+    print(f"CPU: {cpu_name()}, avx512_bf16: {bf16_flag}, torch {torch.__version__}")
+    print(f"{'model':<32} {'batch':>8} {'threads':>7} {'fp32':>9} {'bf16':>9} {'ratio':>6}")
+    for name, (config, batch, seq) in SIZES.items():
+        for threads in sorted({1, available_cores()}):
+            torch.set_num_threads(threads)
+            rates = {"fp32": [], "bf16": []}
+            for _ in range(args.rounds):
+                for precision in rates:
+                    rates[precision].append(
+                        chars_per_second(VOCAB, config, batch, seq, precision, cpu, args.steps)
+                    )
+            fp32, bf16 = (statistics.median(rates[p]) for p in ("fp32", "bf16"))
+            print(
+                f"{name:<32} {f'{batch}x{seq}':>8} {threads:>7} {fp32:>9,.0f} {bf16:>9,.0f} "
+                f"{bf16 / fp32:>5.2f}x",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

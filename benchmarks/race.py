@@ -57,7 +57,9 @@ def cosine(step_fraction: float, warmup_done: bool, low: float) -> float:
 # ---------------------------------------------------------------- the contenders
 
 
-def run_charchat(train_path: Path, test: str, minutes: float, workdir: Path) -> dict:
+def run_charchat(
+    train_path: Path, test: str, minutes: float, workdir: Path, extra: list[str]
+) -> dict:
     out = workdir / "charchat.safetensors"
     command = [
         sys.executable,
@@ -69,7 +71,9 @@ def run_charchat(train_path: Path, test: str, minutes: float, workdir: Path) -> 
         f"{minutes:g}",
     ]
     started = time.perf_counter()
-    done = subprocess.run([*command, "--out", str(out), "--force"], capture_output=True, text=True)
+    done = subprocess.run(
+        [*command, *extra, "--out", str(out), "--force"], capture_output=True, text=True
+    )
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(done.stderr)
@@ -234,6 +238,9 @@ def main() -> None:
     parser.add_argument("corpus", type=Path)
     parser.add_argument("--minutes", type=float, nargs="+", default=[1.5, 5, 15])
     parser.add_argument("--only", default="charchat,transformer,plain")
+    parser.add_argument(
+        "--charchat-args", default="", help="extra flags for charchat train (experiments only)"
+    )
     args = parser.parse_args()
     train_text, test_text = split(args.corpus)
     chars, train_ids, test_ids = encode(train_text, test_text)
@@ -248,7 +255,8 @@ def main() -> None:
         for minutes in args.minutes:
             for who in args.only.split(","):
                 if who == "charchat":
-                    result = run_charchat(train_path, test_text, minutes, Path(tmp))
+                    extra = args.charchat_args.split()
+                    result = run_charchat(train_path, test_text, minutes, Path(tmp), extra)
                 elif who == "plain":
                     result = run_plain(train_ids, test_ids, len(chars), minutes)
                 else:
@@ -256,7 +264,7 @@ def main() -> None:
                 row = {
                     "corpus": args.corpus.name,
                     "minutes": minutes,
-                    "who": who,
+                    "who": f"{who} {args.charchat_args}".strip() if who == "charchat" else who,
                     **result,
                     "bits": result["nats"] / math.log(2),
                     "cpu": cpu,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from charchat import settings as spec
-from charchat.errors import CharchatError
+from charchat.decoding import unescape
+from charchat.errors import BadInput, CharchatError
 from charchat.modelfile import load_model, resolve_model
 from charchat.session import Session
 from charchat.settings import Settings
@@ -19,14 +21,19 @@ class ChatOptions:
     mode: str = spec.MODE.default
     top_k: int = spec.TOP_K.default
     top_p: float = spec.TOP_P.default
+    min_p: float = spec.MIN_P.default
+    beam_width: int = spec.BEAM_WIDTH.default
+    stops: tuple[str, ...] = ()
+    norepeat: int = spec.NO_REPEAT.default
+    session_file: str | None = None
+    speed: float | None = None  # characters a second; default: paced on a terminal only
     length: int = spec.LENGTH.default
     seed: int | None = spec.SEED.default
     whole: bool = False
     echo: bool = False
 
 
-class UsageError(CharchatError):
-    usage = True
+UsageError = BadInput
 
 
 # The command-line flag for each checked option, as messages name it.
@@ -35,6 +42,10 @@ FLAGS = {
     "mode": ("--mode", spec.MODE),
     "top_k": ("--top-k", spec.TOP_K),
     "top_p": ("--top-p", spec.TOP_P),
+    "min_p": ("--min-p", spec.MIN_P),
+    "beam_width": ("--beam", spec.BEAM_WIDTH),
+    "norepeat": ("--norepeat", spec.NO_REPEAT),
+    "speed": ("--speed", spec.SPEED),
     "length": ("--length", spec.LENGTH),
     "seed": ("--seed", spec.SEED),
 }
@@ -55,14 +66,26 @@ def checked(options: ChatOptions) -> ChatOptions:
 
 def make_session(options: ChatOptions) -> Session:
     o = checked(options)
-    settings = Settings(o.temperature, o.mode, o.top_k, o.top_p)
+    if len(o.stops) > spec.STOPS_MOST:
+        raise UsageError(f"--stop: at most {spec.STOPS_MOST} stop strings")
+    if o.session_file:
+        from charchat.sessionfile import load_session
+
+        return load_session(Path(o.session_file), o.model)
+    settings = Settings(o.temperature, o.mode, o.top_k, o.top_p, o.min_p, o.beam_width)
     model = load_model(resolve_model(o.model))
-    return Session(model, settings, o.length, o.seed)
+    stops = tuple(unescape(s) for s in o.stops if s)
+    return Session(model, settings, o.length, o.seed, stops=stops, norepeat=o.norepeat)
 
 
 def run_chat(options: ChatOptions) -> int:
     session = make_session(options)
-    if sys.stdin.isatty() and sys.stdout.isatty():
+    terminal = sys.stdin.isatty() and sys.stdout.isatty()
+    if options.speed is not None:
+        session.speed = options.speed
+    else:  # paced for a person at a terminal; a pipe gets its text at once
+        session.speed = spec.SPEED.default if terminal else 0.0
+    if terminal:
         from charchat.repl import run_repl
 
         return run_repl(session)

@@ -7,6 +7,7 @@ torch's RNG state and the run's progress. Written atomically; read without pickl
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +134,47 @@ class InMemorySnapshot:
     def restore(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
         module.load_state_dict(self.model)
         optimizer.load_state_dict(self.optimizer)
+
+
+class OutputLock:
+    """One training run per output file: an exclusive lock beside it, held for the whole run.
+
+    A second run for the same output is refused at once, with the first run's process id.
+    The lock dies with its process, so a killed run never leaves a stale lock behind.
+    """
+
+    def __init__(self, out: Path):
+        out = Path(out)
+        self.path = out.with_name(f".{out.name}.lock")
+        self.file = None
+
+    def __enter__(self) -> OutputLock:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock, as before
+            return self
+        try:
+            self.file = open(self.path, "a+")  # noqa: SIM115 (held until __exit__)
+        except OSError as e:
+            raise CharchatError(f"cannot write to {self.path.parent}: {e.strerror}") from None
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.seek(0)
+            other = self.file.read().strip() or "unknown"
+            self.file.close()
+            self.file = None
+            raise CharchatError(
+                f"another training run (process {other}) is writing "
+                f"{self.path.name[1:-5]}; wait for it to finish or choose another --out"
+            ) from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(str(os.getpid()))
+        self.file.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.file is not None:
+            self.path.unlink(missing_ok=True)
+            self.file.close()

@@ -87,6 +87,37 @@ def chat(
         "--top-p",
         help=f"Probability mass kept in top-p mode, {spec.TOP_P.describe()}.",
     ),
+    min_p: float = typer.Option(
+        spec.MIN_P.default,
+        "--min-p",
+        help=f"In min-p mode, keep characters at least this share of the likeliest's "
+        f"probability, {spec.MIN_P.describe()}.",
+    ),
+    beam: int = typer.Option(
+        spec.BEAM_WIDTH.default,
+        "--beam",
+        help=f"In beam mode, continuations followed at once, {spec.BEAM_WIDTH.describe()}.",
+    ),
+    stop: list[str] = typer.Option(
+        [],
+        "--stop",
+        help=r"End each turn right after this text (\n newline, \t tab, \s space); repeatable.",
+    ),
+    norepeat: int = typer.Option(
+        spec.NO_REPEAT.default,
+        "--norepeat",
+        help=f"Never write an N-character sequence the text already has, "
+        f"{spec.NO_REPEAT.describe()}.",
+    ),
+    speed: float | None = typer.Option(
+        None,
+        "--speed",
+        help=f"Characters shown a second, {spec.SPEED.describe()} "
+        f"[default: {spec.SPEED.default:g} on a terminal, unpaced when piped].",
+    ),
+    session: str | None = typer.Option(
+        None, "--session", help="Continue a session saved with /session save FILE."
+    ),
     length: int = typer.Option(
         spec.LENGTH.default,
         "--length",
@@ -113,6 +144,12 @@ def chat(
         mode=mode.value,
         top_k=top_k,
         top_p=top_p,
+        min_p=min_p,
+        beam_width=beam,
+        stops=tuple(stop),
+        norepeat=norepeat,
+        session_file=session,
+        speed=speed,
         length=length,
         seed=seed,
         whole=whole,
@@ -121,7 +158,7 @@ def chat(
     try:
         code = run_chat(options)
     except CharchatError as e:
-        fail(str(e), 2 if getattr(e, "usage", False) else 1)
+        fail(str(e), e.exit_code)
     raise typer.Exit(code)
 
 
@@ -293,13 +330,25 @@ def models() -> None:
 
 
 def main() -> None:
+    """Run the app; output that cannot be written ends it with one line, never a traceback."""
+    from charchat.pipe import silence_broken_pipe
+
     try:
-        app()
+        try:
+            app()
+        finally:
+            sys.stdout.flush()  # what is still buffered fails here, not at exit
     except KeyboardInterrupt:
         sys.stderr.write("\n")
         sys.exit(130)
-    except BrokenPipeError:
-        from charchat.pipe import silence_broken_pipe
-
+    except BrokenPipeError:  # the reader went away (| head): nothing more to say
         silence_broken_pipe()
         sys.exit(0)
+    except OSError as e:  # a full disk, a closed stream
+        silence_broken_pipe()
+        try:
+            sys.stderr.write(f"charchat: error: cannot write output: {e.strerror or e}\n")
+            sys.stderr.flush()
+        except OSError:
+            pass
+        sys.exit(1)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from charchat import settings as spec
+from charchat.decoding import unescape
 from charchat.errors import CharchatError
 
 
@@ -53,6 +55,30 @@ def _on_off(arg: str) -> bool:
     return value == "on"
 
 
+def _length(arg: str) -> float:
+    if arg.strip().lower() in ("inf", "endless", "∞"):
+        return math.inf
+    return spec.LENGTH.parse(arg)
+
+
+def _session(arg: str) -> tuple[str, str, bool]:
+    action, _, rest = arg.partition(" ")
+    rest = rest.strip()
+    reread = action == "load" and rest.endswith(" reread")
+    path = rest.removesuffix(" reread").strip() if reread else rest
+    if action not in ("save", "load") or not path:
+        raise CommandError("say /session save FILE or /session load FILE [reread]")
+    return action, path, reread
+
+
+def _stop(arg: str) -> str | None:
+    if not arg:
+        return None
+    if arg.lower() == "off":
+        return "off"
+    return unescape(arg)
+
+
 def _temperatures(arg: str) -> list[float] | None:
     if not arg:
         return None
@@ -79,8 +105,45 @@ COMMANDS: tuple[Command, ...] = (
         spec.TOP_P.parse,
     ),
     Command(
-        "len", "N", f"characters generated per turn, {spec.LENGTH.describe()}", spec.LENGTH.parse
+        "minp",
+        "P",
+        f"in min-p mode, keep the characters at least P times as likely as the likeliest, "
+        f"{spec.MIN_P.describe()}",
+        spec.MIN_P.parse,
     ),
+    Command(
+        "beam",
+        "W",
+        f"in beam mode, how many continuations are followed at once, {spec.BEAM_WIDTH.describe()}",
+        spec.BEAM_WIDTH.parse,
+    ),
+    Command(
+        "stop",
+        "[TEXT|off]",
+        r"end each turn right after the model writes TEXT (\n newline, \t tab, \s space); "
+        "no argument lists them, off clears them",
+        _stop,
+    ),
+    Command(
+        "norepeat",
+        "N",
+        f"never write an N-character sequence the transcript already has, "
+        f"{spec.NO_REPEAT.describe()}",
+        spec.NO_REPEAT.parse,
+    ),
+    Command(
+        "len",
+        "N|inf",
+        f"characters generated per turn, {spec.LENGTH.describe()}; inf: until Ctrl+C or Esc",
+        _length,
+    ),
+    Command(
+        "speed",
+        "N",
+        f"characters shown a second, {spec.SPEED.describe()}; ←/→ while it writes",
+        spec.SPEED.parse,
+    ),
+    Command("regen", "", "write the last turn again, from the state before it", _none),
     Command(
         "seed",
         "N",
@@ -114,7 +177,7 @@ COMMANDS: tuple[Command, ...] = (
         _on_off,
         aliases=("colour",),
     ),
-    Command("reset", "", "empty transcript, fresh state", _none),
+    Command("reset", "", "empty transcript, back to the model's starting state", _none),
     Command("undo", "", "back to the state before the last turn", _none),
     Command(
         "model",
@@ -124,6 +187,13 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("info", "", "the model card: architecture, vocabulary, training", _none),
     Command("save", "FILE", "save the transcript as text", _required_text("a file name")),
+    Command(
+        "session",
+        "save|load FILE [reread]",
+        "save the whole session (text, settings, random state, model state) to continue "
+        "exactly later, or load one; reread reads its text into the model in use",
+        _session,
+    ),
     Command("help", "[COMMAND]", "list commands, or explain one", _optional_text),
     Command("quit", "", "leave charchat", _none, aliases=("exit",)),
 )
@@ -140,6 +210,13 @@ class Parsed:
 def is_command(line: str) -> bool:
     """A line starting with one '/' is a command; '//' escapes a prompt that starts with '/'."""
     return line.startswith("/") and not line.startswith("//")
+
+
+def writes(line: str) -> bool:
+    """Whether the line starts a turn that writes text (a prompt, or /regen)."""
+    if not is_command(line) or "\n" in line.strip():
+        return True
+    return line.strip()[1:].partition(" ")[0].lower() == "regen"
 
 
 def prompt_text(line: str) -> str:

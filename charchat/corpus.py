@@ -53,14 +53,23 @@ class Corpus:
     sha256: str
 
     @classmethod
-    def from_text(cls, text: str, name: str, val_fraction: float) -> Corpus:
+    def from_text(cls, text: str, name: str, val_fraction: float, pieces: int = 1) -> Corpus:
+        """Hold out val_fraction of the text: from the end, or in `pieces` evenly spaced
+        stretches, so that a bounded sample leaves the model all the rest (the end included)."""
         vocab = Vocab.from_text(text)
         ids = np.array(vocab.encode_known(text), dtype=np.int64)
         n_val = int(len(ids) * val_fraction)
-        if val_fraction > 0 and n_val < 2:
+        if val_fraction > 0 and n_val < 2 * max(1, pieces):
             raise CharchatError("the corpus is too short to hold out a validation part")
         sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        return cls(vocab, ids[: len(ids) - n_val], ids[len(ids) - n_val :], name, sha)
+        if pieces <= 1 or n_val == 0:
+            return cls(vocab, ids[: len(ids) - n_val], ids[len(ids) - n_val :], name, sha)
+        size = n_val // pieces
+        starts = [int((i + 0.5) * len(ids) / pieces) for i in range(pieces)]
+        held = np.zeros(len(ids), dtype=bool)
+        for start in starts:
+            held[start : start + size] = True
+        return cls(vocab, ids[~held], ids[held], name, sha)
 
     @property
     def chars(self) -> int:

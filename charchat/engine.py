@@ -16,6 +16,8 @@ import numpy as np
 
 from charchat.modelfile import Model
 
+PRIME_CHUNK = 2048  # characters primed per batched step: about 20 MB of buffers at 512 units
+
 
 def _gate_order(hidden: int) -> np.ndarray:
     """Row permutation from torch's (i, f, g, o) to (i, f, o, g)."""
@@ -66,7 +68,10 @@ class Engine:
         self.head_b = np.asarray(t["head.bias"], dtype=np.float32)
 
         # state[0] = h, state[1] = c, one row per layer; rows k-1 and k of h are adjacent
-        self.state = np.zeros((2, self.layers, h), dtype=np.float32)
+        self.initial = np.zeros((2, self.layers, h), dtype=np.float32)
+        if "initial_h" in t:  # learned in training; older files start from zero
+            self.initial[0], self.initial[1] = t["initial_h"], t["initial_c"]
+        self.state = self.initial.copy()
         self._h_flat = self.state[0].reshape(-1)
         self._gates = np.empty(4 * h, dtype=np.float32)
         self._scratch = np.empty(h, dtype=np.float32)
@@ -77,7 +82,8 @@ class Engine:
     # ------------------------------------------------------------ state
 
     def reset(self) -> None:
-        self.state[:] = 0
+        """Back to the model's starting state, as before the first character."""
+        self.state[:] = self.initial
         self._logits_valid = False
 
     def snapshot(self) -> np.ndarray:
@@ -123,13 +129,20 @@ class Engine:
         self._logits_valid = False
 
     def feed_many(self, ids) -> None:
-        """Read a sequence; each layer's input projection is one product over all positions."""
+        """Read a sequence, PRIME_CHUNK characters at a time: memory stays bounded whatever
+        the length, and each chunk's input projections are one matrix product per layer."""
+        for _ in self.prime(ids):
+            pass
+
+    def prime(self, ids):
+        """Read a sequence chunk by chunk, yielding the count read so far after each chunk;
+        a caller that stops iterating leaves the state of having read exactly that many."""
         ids = np.asarray(ids, dtype=np.int64)
-        if len(ids) == 0:
-            return
-        if len(ids) == 1:
-            self.feed(int(ids[0]))
-            return
+        for start in range(0, len(ids), PRIME_CHUNK):
+            self._feed_chunk(ids[start : start + PRIME_CHUNK])
+            yield min(len(ids), start + PRIME_CHUNK)
+
+    def _feed_chunk(self, ids: np.ndarray) -> None:
         if len(ids) < 32:  # not worth the layer-by-layer set-up
             for i in ids:
                 self.feed(int(i))
@@ -167,6 +180,31 @@ class Engine:
             self._logits += self.head_b
             self._logits_valid = True
         return self._logits
+
+    def feed_batch(self, states: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Several states at once (beam search): states (B, 2, layers, hidden), each reading
+        its own character ids[b]; the new states and their next-character logits (B, vocab).
+        Each weight matrix is read once for all B states. The engine's own state is untouched.
+        """
+        h = self.hidden
+        states = states.astype(np.float32, copy=True)
+        below = None
+        for k in range(self.layers):
+            if k == 0:
+                gates = states[:, 0, 0] @ self.w_first.T + self.input_table[ids]
+            else:
+                both = np.concatenate([below, states[:, 0, k]], axis=1)
+                gates = both @ self.w_upper[k - 1].T + self.b_upper[k - 1]
+            np.tanh(gates, out=gates)
+            sig = gates[:, : 3 * h]
+            sig *= 0.5
+            sig += 0.5
+            c = states[:, 1, k] * gates[:, h : 2 * h] + gates[:, :h] * gates[:, 3 * h :]
+            states[:, 1, k] = c
+            states[:, 0, k] = np.tanh(c) * gates[:, 2 * h : 3 * h]
+            below = states[:, 0, k]
+        logits = states[:, 0, -1] @ self.head_w.T + self.head_b
+        return states, logits.astype(np.float64)
 
     def logits_after(self, ids) -> np.ndarray:
         """Logits after each position of ids, fed from the current state: shape (len, vocab)."""

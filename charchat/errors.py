@@ -1,5 +1,13 @@
-"""The one error type the core raises: its message is written for a person."""
+"""The error types the core raises: their messages are written for a person."""
 
 
 class CharchatError(Exception):
     """A problem the user can act on; the edges print str(error) as one line."""
+
+    exit_code = 1
+
+
+class BadInput(CharchatError):
+    """The command line or the piped script is wrong: exit status 2, as for usage errors."""
+
+    exit_code = 2

@@ -26,7 +26,7 @@ BURN_IN = 256  # ...each warmed up on the text before it, so the figure matches 
 class EvalResult:
     nats_per_char: float
     characters: int  # in the text scored
-    scored: int  # predictions made: every known character after the first
+    scored: int  # predictions made: every known character, the first from the starting state
     skipped: int  # characters outside the vocabulary, left out
 
     @property
@@ -36,10 +36,12 @@ class EvalResult:
 
 @torch.no_grad()
 def sequential_nats(module: CharLSTM, ids: np.ndarray, device, chunk: int = 4096) -> float:
-    """Total nats of predicting ids[1:] from what precedes, in order, state carried."""
+    """Total nats of predicting every id from what precedes it, in order, state carried; the
+    first from the model's starting state."""
     module.eval()
-    total, state = 0.0, None
+    state = None
     ids_t = torch.as_tensor(ids, dtype=torch.long, device=device)
+    total = F.cross_entropy(module.first_logits()[None].float(), ids_t[:1], reduction="sum").item()
     for start in range(0, len(ids) - 1, chunk):
         x = ids_t[start : start + chunk][None]
         y = ids_t[start + 1 : start + chunk + 1][None]
@@ -51,7 +53,7 @@ def sequential_nats(module: CharLSTM, ids: np.ndarray, device, chunk: int = 4096
 
 @torch.no_grad()
 def parallel_nats_per_char(module: CharLSTM, ids: np.ndarray, device) -> float:
-    """Mean nats/char over ids[1:], as `sequential_nats` computes it, in parallel stretches.
+    """Mean nats/char over ids[1:], in parallel stretches (sequential_nats scores ids[0] too).
 
     Stretch k > 0 starts from the state of having read the BURN_IN characters before it, so
     the result matches the fully sequential figure to about three decimals.
@@ -59,15 +61,16 @@ def parallel_nats_per_char(module: CharLSTM, ids: np.ndarray, device) -> float:
     n = len(ids)
     k = min(PARALLEL_STREAMS, max(1, (n - 1) // (4 * BURN_IN)))
     if k == 1:
-        return sequential_nats(module, ids, device) / (n - 1)
+        first = F.cross_entropy(module.first_logits()[None], torch.as_tensor(ids[:1])).item()
+        return (sequential_nats(module, ids, device) - first) / (n - 1)
     module.eval()
     length = (n - 1) // k
     t = torch.as_tensor(ids, dtype=torch.long, device=device)
     starts = [1 + i * length for i in range(k)]  # first predicted position of each stretch
     burn = torch.stack([t[s - 1 - BURN_IN : s - 1] for s in starts[1:]])
     _, (h, c) = module(burn)
-    zero = torch.zeros_like(h[:, :1])
-    state = (torch.cat([zero, h], dim=1), torch.cat([zero, c], dim=1))
+    first_h, first_c = module.initial_state(1)
+    state = (torch.cat([first_h, h], dim=1), torch.cat([first_c, c], dim=1))
     x = torch.stack([t[s - 1 : s - 1 + length] for s in starts])
     y = torch.stack([t[s : s + length] for s in starts])
     total = 0.0
@@ -89,11 +92,11 @@ def parallel_nats_per_char(module: CharLSTM, ids: np.ndarray, device) -> float:
 def evaluate_text(model: Model, text: str) -> EvalResult:
     known = [model.vocab.index[c] for c in text if c in model.vocab.index]
     skipped = len(text) - len(known)
-    if len(known) < 2:
-        raise CharchatError("the text has fewer than two characters the model knows")
+    if not known:
+        raise CharchatError("the text has no character the model knows")
     module = CharLSTM.from_file(model)
     total = sequential_nats(module, np.array(known, dtype=np.int64), torch.device("cpu"))
-    return EvalResult(total / (len(known) - 1), len(text), len(known) - 1, skipped)
+    return EvalResult(total / len(known), len(text), len(known), skipped)
 
 
 def evaluate_file(

@@ -17,6 +17,14 @@ class PromptRead:
 
 
 @dataclass(frozen=True)
+class Reading:
+    """Progress through a long prompt: `done` of `total` characters read so far."""
+
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
 class Generated:
     char: str
     probability: float  # of this character under the model (T = 1)
@@ -58,15 +66,12 @@ class Probs:
 
 @dataclass(frozen=True)
 class SweepLine:
+    """One temperature of a /sweep: the same state and random numbers as the others."""
+
     temperature: float
     text: str
     entropy: float  # mean bits per character of the distributions drawn from
     surprisal: float  # mean bits per character of the characters drawn (T = 1)
-
-
-@dataclass(frozen=True)
-class Sweep:
-    lines: list
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,25 @@ class CharLSTM(nn.Module):
         )
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, vocab_size)
+        # The state before the first character, learned: a session starts from it.
+        self.initial_h = nn.Parameter(torch.zeros(config.layers, config.hidden))
+        self.initial_c = nn.Parameter(torch.zeros(config.layers, config.hidden))
+
+    def initial_state(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The learned starting state for `batch` streams, shaped as nn.LSTM wants it."""
+        shape = (self.config.layers, batch, self.config.hidden)
+        return self.initial_h[:, None].expand(shape), self.initial_c[:, None].expand(shape)
+
+    def first_logits(self) -> torch.Tensor:
+        """Logits for the first character, predicted from the starting state alone."""
+        return self.head(self.initial_h[-1])
 
     def forward(self, ids: torch.Tensor, state=None):
-        """ids (batch, time) -> logits (batch, time, vocab), new state (h, c)."""
+        """ids (batch, time) -> logits (batch, time, vocab), new state (h, c).
+
+        With no state, every stream starts from the learned initial state."""
+        if state is None:
+            state = tuple(s.contiguous() for s in self.initial_state(ids.shape[0]))
         embedded = self.embedding(ids)
         if self.config.input_dropout > 0:
             embedded = F.dropout(embedded, self.config.input_dropout, self.training)
@@ -51,6 +67,8 @@ class CharLSTM(nn.Module):
 
     @classmethod
     def from_file(cls, model: Model) -> CharLSTM:
+        """The module for a model file; a file without a learned initial state starts at zero."""
         module = cls(len(model.vocab), model.config)
-        module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.tensors.items()})
+        weights = {k: torch.from_numpy(np.array(v)) for k, v in model.tensors.items()}
+        module.load_state_dict(module.state_dict() | weights)
         return module

@@ -56,7 +56,12 @@ class ModelConfig:
 REQUIRED_CONFIG_KEYS = {"layers", "hidden", "embedding", "dropout"}
 
 
-def tensor_shapes(config: ModelConfig, vocab_size: int) -> dict[str, tuple[int, ...]]:
+INITIAL_STATE = ("initial_h", "initial_c")  # learned starting state; older files lack it
+
+
+def tensor_shapes(
+    config: ModelConfig, vocab_size: int, initial_state: bool = True
+) -> dict[str, tuple[int, ...]]:
     """Names and shapes of every tensor, exactly as the torch module's state_dict has them."""
     h, e = config.hidden, config.embedding
     shapes: dict[str, tuple[int, ...]] = {"embedding.weight": (vocab_size, e)}
@@ -67,6 +72,8 @@ def tensor_shapes(config: ModelConfig, vocab_size: int) -> dict[str, tuple[int, 
         shapes[f"lstm.bias_hh_l{layer}"] = (4 * h,)
     shapes["head.weight"] = (vocab_size, h)
     shapes["head.bias"] = (vocab_size,)
+    if initial_state:
+        shapes |= {name: (config.layers, h) for name in INITIAL_STATE}
     return shapes
 
 
@@ -90,7 +97,7 @@ class Model:
 
     @property
     def parameters(self) -> int:
-        return parameter_count(self.config, len(self.vocab))
+        return sum(int(np.prod(np.shape(t))) for t in self.tensors.values())
 
     def metadata(self) -> dict:
         return {
@@ -137,7 +144,7 @@ def to_safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str
 
 def save_model(model: Model, path: str | Path) -> Path:
     path = Path(path)
-    expected = tensor_shapes(model.config, len(model.vocab))
+    expected = tensor_shapes(model.config, len(model.vocab), INITIAL_STATE[0] in model.tensors)
     if set(model.tensors) != set(expected):
         raise CharchatError("internal: tensors do not match the architecture")
     tensors = {k: np.asarray(v, dtype=np.float32) for k, v in model.tensors.items()}
@@ -156,6 +163,10 @@ def read_safetensors_header(path: Path) -> tuple[dict, int, int]:
         size = path.stat().st_size
         with path.open("rb") as f:
             head = f.read(8)
+            if head == b"version " and f.read(30).startswith(b"https://git-lfs"):
+                raise CharchatError(
+                    f"{path} is a Git LFS pointer, not the model itself (run: git lfs pull)"
+                )
             if len(head) < 8:
                 raise CharchatError(f"{path} is not a model file (too short to be safetensors)")
             (n,) = struct.unpack("<Q", head)
@@ -244,7 +255,7 @@ def load_model(path: str | Path) -> Model:
         raise CharchatError(f"no such model file: {path}")
     header, data_start, size = read_safetensors_header(path)
     vocab, config, card = _parse_metadata(path, header)
-    expected = tensor_shapes(config, len(vocab))
+    expected = tensor_shapes(config, len(vocab), INITIAL_STATE[0] in header)
     _check_tensor_entries(path, header, expected, size - data_start)
     from safetensors import SafetensorError
     from safetensors.numpy import load_file

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import sys
 
-from charchat.errors import CharchatError
-from charchat.events import Quit
+from charchat.errors import BadInput, CharchatError
+from charchat.events import Generated, Quit
+from charchat.pace import Pacer
 from charchat.render import Renderer
 from charchat.session import Session
+from charchat.settings import MAX_PROMPT_CHARS
 
 MAX_INPUT_BYTES = 64 * 1024 * 1024  # a whole script
-MAX_LINE_BYTES = 1024 * 1024  # one prompt line
-MAX_WHOLE_BYTES = 16 * 1024 * 1024  # one --whole prompt
+MAX_LINE_BYTES = 4 * MAX_PROMPT_CHARS  # one prompt line (UTF-8: at most 4 bytes a character)
+MAX_WHOLE_BYTES = 4 * MAX_PROMPT_CHARS  # one --whole prompt
 
 
 def silence_broken_pipe() -> None:
@@ -34,16 +36,14 @@ def read_lines(stream):
             return
         number += 1
         if len(raw) > MAX_LINE_BYTES:
-            raise CharchatError(
-                f"line {number} is longer than {MAX_LINE_BYTES // 2**20} MiB (use --whole for one long prompt)"
-            )
+            raise BadInput(f"line {number} is longer than {MAX_LINE_BYTES // 2**20} MiB")
         total += len(raw)
         if total > MAX_INPUT_BYTES:
-            raise CharchatError(f"input is larger than {MAX_INPUT_BYTES // 2**20} MiB")
+            raise BadInput(f"input is larger than {MAX_INPUT_BYTES // 2**20} MiB")
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise CharchatError(
+            raise BadInput(
                 f"line {number}: input is not valid UTF-8 (byte {e.start} of the line)"
             ) from None
         if number == 1 and line.startswith("\ufeff"):
@@ -56,26 +56,36 @@ def read_whole(stream) -> str:
 
     data = stream.read(MAX_WHOLE_BYTES + 1)
     if len(data) > MAX_WHOLE_BYTES:
-        raise CharchatError(f"--whole input is larger than {MAX_WHOLE_BYTES // 2**20} MiB")
-    text = decode_text(data, "standard input")
+        raise BadInput(f"--whole input is larger than {MAX_WHOLE_BYTES // 2**20} MiB")
+    try:
+        text = decode_text(data, "standard input")
+    except CharchatError as e:
+        raise BadInput(str(e)) from None
     return text[:-1] if text.endswith("\n") else text
 
 
 def run_pipe(
-    session: Session, whole: bool = False, echo: bool = False, stdin=None, stdout=None, stderr=None
+    session: Session,
+    whole: bool = False,
+    echo: bool = False,
+    stdin=None,
+    stdout=None,
+    stderr=None,
+    clock: dict | None = None,
 ) -> int:
     stdin = stdin or sys.stdin.buffer
     render = Renderer(stdout or sys.stdout, stderr or sys.stderr, echo=echo)
+    pacer = Pacer(session.speed, **(clock or {}))
     try:
         if whole:
-            return _show_all(session.turn(read_whole(stdin)), render)
+            return _show_all(session.turn(read_whole(stdin)), render, pacer)
         for number, line in read_lines(stdin):
             try:
                 events = session.handle(line)
             except CharchatError as e:
                 render.error(f"line {number}: {e}")
                 return 2
-            if _show_all(events, render) is not None:
+            if _show_all(events, render, pacer) is not None:
                 return 0
         return 0
     except BrokenPipeError:
@@ -83,10 +93,13 @@ def run_pipe(
         return 0
 
 
-def _show_all(events, render: Renderer) -> int | None:
-    """Show one line's events; 0 when the session asked to quit, None to go on."""
+def _show_all(events, render: Renderer, pacer: Pacer) -> int | None:
+    """Show one line's events (paced with --speed); 0 when the session asked to quit."""
+    pacer.start()
     for event in events:
         if isinstance(event, Quit):
             return 0
         render.show(event)
+        if isinstance(event, Generated):
+            pacer.wait(lambda: False)
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from charchat.errors import CharchatError
@@ -13,6 +14,7 @@ PRESETS = {
     "large": ModelConfig(layers=3, hidden=640, embedding=64, dropout=0.35),
 }
 DEFAULT_EPOCHS = 20.0
+MIN_BUDGET_SECONDS = 2.0  # below this, reading the text and one step may not fit
 UNBOUNDED_EPOCHS = 1e6  # with only --minutes, the time budget alone ends the run
 
 
@@ -25,36 +27,48 @@ class TrainConfig:
     epochs: float | None = None  # the schedule's length in passes; default: 20, or the budget's
     minutes: float | None = None  # wall-clock budget; the schedule is fitted to it
     threads: int | None = None  # torch CPU threads; default: torch's own choice
-    val_fraction: float = 0.1  # held out from the end of the corpus
+    val_fraction: float = 0.1  # held out for validation...
+    val_pieces: int = 1  # ...from the end (1), or in this many stretches spread over the text
     seed: int = 1234
     device: str = "auto"
     precision: str = "fp32"  # of the forward pass: fp32, or bf16 autocast (fp32 weights)
     warmup_steps: int = 100
     min_lr_ratio: float = 0.05  # the cosine decays to this fraction of lr
     clip: float = 1.0  # gradient norm clipping
+    restart_share: float = 1 / 32  # streams restarted from the learned initial state per window
     average_from: float | None = None  # from this fraction of the schedule, average the weights
     eval_every: int = 200  # steps between validations (and checkpoints)
     sample_every: int = 5  # validations between temperature samples
     sample_length: int = 160
 
     def check(self) -> None:
-        positive = {
-            "seq_len": self.seq_len,
-            "batch_size": self.batch_size,
-            "lr": self.lr,
-            "epochs": 1 if self.epochs is None else self.epochs,
-            "eval_every": self.eval_every,
-            "threads": 1 if self.threads is None else self.threads,
-        }
-        for name, value in positive.items():
-            if not value > 0:
-                raise CharchatError(f"--{name.replace('_', '-')} must be above 0")
+        """Every number finite and in range, before anything runs."""
+        whole = {"seq_len": self.seq_len, "batch_size": self.batch_size}
+        whole |= {"eval_every": self.eval_every, "threads": self.threads}
+        for name, value in whole.items():
+            if value is not None and not (isinstance(value, int) and 0 < value <= 1_000_000):
+                raise CharchatError(f"--{name.replace('_', '-')} must be a whole number above 0")
+        above_zero = {"lr": self.lr, "epochs": self.epochs, "minutes": self.minutes}
+        for name, value in above_zero.items():
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise CharchatError(f"--{name} must be a finite number above 0, not {value}")
+        if self.minutes is not None and self.minutes * 60 < MIN_BUDGET_SECONDS:
+            raise CharchatError(
+                f"--minutes {self.minutes:g} is too short to take a step; give at least "
+                f"{MIN_BUDGET_SECONDS / 60:.2f} ({MIN_BUDGET_SECONDS:g} seconds)"
+            )
+        if not (math.isfinite(self.weight_decay) and 0 <= self.weight_decay < 10):
+            raise CharchatError(
+                f"--weight-decay must be from 0 to below 10, not {self.weight_decay}"
+            )
         if self.average_from is not None and not 0 <= self.average_from < 1:
             raise CharchatError("--average-from must be at least 0 and below 1")
-        if self.minutes is not None and not self.minutes > 0:
-            raise CharchatError("--minutes must be above 0")
         if not 0 <= self.val_fraction < 0.5:
             raise CharchatError("--val-fraction must be from 0 to below 0.5")
+        if not 0 <= self.restart_share <= 1:
+            raise CharchatError("the restart share must be from 0 to 1")
+        if not (math.isfinite(self.clip) and self.clip > 0):
+            raise CharchatError("the gradient clip must be a finite number above 0")
         if self.precision not in ("fp32", "bf16"):
             raise CharchatError("--precision must be auto, fp32 or bf16")
         if self.device not in ("auto", "cpu", "cuda", "mps"):

@@ -172,17 +172,18 @@ def score_lines(event) -> list[str]:
 def status_text(session, width: int | None = None) -> str:
     """One line: model, sampling settings, transcript length, last entropy, speed."""
     settings = session.settings
-    parts = [session.model.name, f"T {settings.temperature:g}", settings.mode]
-    if settings.mode == "top-k":
-        parts[-1] += f" {settings.top_k}"
-    if settings.mode == "top-p":
-        parts[-1] += f" {settings.top_p:g}"
-    parts.append(f"len {session.length}")
+    parts = [session.model.name, f"T {settings.temperature:g}", settings.mode_text()]
+    parts.append("len ∞" if math.isinf(session.length) else f"len {session.length}")
+    if session.stops:
+        parts.append(f"stop ×{len(session.stops)}")
+    if session.norepeat:
+        parts.append(f"norepeat {session.norepeat}")
     parts.append(f"{session.transcript_length:,} chars")
     if session.last_entropy is not None:
         parts.append(f"H {session.last_entropy:.2f} bits")
+    parts.append(f"pace {session.speed:g}/s" if session.speed else "unpaced")
     if session.last_speed:
-        parts.append(f"{session.last_speed:,.0f} chars/s")
+        parts.append(f"engine {session.last_speed:,.0f} chars/s")
     return fit(" │ ".join(parts), width)
 
 
@@ -214,6 +215,8 @@ class Renderer:
         self.surprise_colours = surprise_colours
         self.wrote_text = False  # in the current turn
         self.status_rows = 0  # the terminal's height while the status bar is pinned
+        self.open_code = ""  # the colour streamed characters are being written in
+        self.progress_shown = False  # a "reading the prompt" line is on screen
         self._show = {
             events.PromptRead: self._prompt,
             events.Generated: self._generated,
@@ -221,7 +224,8 @@ class Renderer:
             events.Info: lambda e: self.note(safe_text(e.text)),
             events.ModelCard: self._card,
             events.Probs: lambda e: self._answer(probs_lines(e, self.width())),
-            events.Sweep: self._sweep,
+            events.SweepLine: self._sweep_line,
+            events.Reading: self._reading,
             events.Score: self._score,
             events.SurpriseColours: self._surprise_colours,
             events.Quit: lambda e: None,
@@ -241,7 +245,20 @@ class Renderer:
         stream.flush()
 
     def line(self, text: str, code: str = "", stream=None) -> None:
+        self.close_colour()
         self.write(self.style(code, text) + "\n", stream)
+
+    def stream_char(self, code: str, char: str) -> None:
+        """One streamed character; a colour code only where the colour changes."""
+        if self.colour and code != self.open_code:
+            char = (RESET if self.open_code else "") + code + char
+            self.open_code = code
+        self.write(char)
+
+    def close_colour(self) -> None:
+        if self.open_code:
+            self.write(RESET)
+            self.open_code = ""
 
     def note(self, text: str) -> None:
         """Information about the session: dim on a terminal, stderr in a pipe."""
@@ -266,7 +283,18 @@ class Renderer:
 
     # ---------------------------------------------------------- a turn
 
+    def _reading(self, event) -> None:
+        if not self.terminal:
+            return
+        share = event.done / max(1, event.total)
+        text = f"reading the prompt: {event.done:,} of {event.total:,} characters ({share:.0%})"
+        self.write("\r\x1b[2K" + self.style(DIM, text) + " (Ctrl+C stops)")
+        self.progress_shown = True
+
     def _prompt(self, event) -> None:
+        if self.progress_shown:
+            self.write("\r\x1b[2K")
+            self.progress_shown = False
         for text in unknown_notes(event):
             self.note(text)
         if not event.text or not (self.terminal or self.echo):
@@ -274,17 +302,18 @@ class Renderer:
         self.wrote_text = True
         if event.surprisal is not None and self.colour:
             for char, bits in zip(event.text, event.surprisal, strict=True):
-                self.write(self.style(USER + surprise_colour(bits), visible_char(char)))
+                self.stream_char(USER + surprise_colour(bits), visible_char(char))
         else:
-            self.write(self.style(USER, safe_text(event.text)))
+            self.stream_char(USER, safe_text(event.text))
 
     def _generated(self, event) -> None:
         surprise = surprise_bits(event.probability)
         code = surprise_colour(surprise) if self.surprise_colours else MODEL
-        self.write(self.style(code, visible_char(event.char)))
+        self.stream_char(code, visible_char(event.char))
         self.wrote_text = True
 
     def end_turn(self, stopped: bool = False) -> None:
+        self.close_colour()
         if self.wrote_text:
             self.write("\n")
         self.wrote_text = False
@@ -298,10 +327,9 @@ class Renderer:
         for key, value in event.rows:
             self.line(f"{self.style(DIM, key.ljust(key_width))}  {safe_text(value, False)}")
 
-    def _sweep(self, event) -> None:
-        for line in event.lines:
-            self.line(sweep_header(line), DIM)
-            self.line(safe_text(line.text, keep_newlines=False), MODEL)
+    def _sweep_line(self, line) -> None:
+        self.line(sweep_header(line), DIM)
+        self.line(safe_text(line.text, keep_newlines=False), MODEL)
 
     def _score(self, event) -> None:
         if self.colour:

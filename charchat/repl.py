@@ -1,15 +1,18 @@
 """The interactive input loop (prompt_toolkit): keys, history, completion.
 
 While characters stream, the terminal is in raw mode and keys are polled between
-characters: Ctrl+C stops at once, Up/Down or +/- change the temperature from the next
-character. Everything shown goes through render.Renderer.
+characters (and while the pacer waits): Ctrl+C or Esc stops at once, ↑/↓ (or +/-) change the
+temperature from the next character, ←/→ the pace, Tab the sampling mode, space pauses.
+Everything shown goes through render.Renderer.
 """
 
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
-import time
+import threading
+from contextlib import contextmanager
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import Completer, Completion
@@ -20,14 +23,20 @@ from prompt_toolkit.keys import Keys
 
 from charchat import commands
 from charchat.errors import CharchatError
-from charchat.events import Generated, Quit
+from charchat.events import Generated, Quit, Reading
+from charchat.pace import POLL_SECONDS, Pacer
 from charchat.render import Renderer, safe_text, status_text, wants_colour
 from charchat.session import Session
 from charchat.settings import MAX_TEMPERATURE, MODES
 
 TEMPERATURE_STEP = 0.1
-STATUS_EVERY = 16  # redraw the status bar every this many characters (and on changes)
-STREAMING_KEYS = "↑↓ temperature, Ctrl+C stop"
+STATUS_SECONDS = 0.1  # the status bar is redrawn at most this often (and on every key)
+STREAMING_KEYS = "↑↓ temperature, ←→ pace, Tab mode, space pause, Ctrl+C stop"
+STREAM_MODES = tuple(m for m in MODES if m != "beam")  # what Tab cycles through
+
+
+def _now(poll) -> bool:
+    return poll()
 
 
 class CommandCompleter(Completer):
@@ -82,6 +91,7 @@ class Repl:
         colour=None,
         history=None,
         keys=None,
+        pacer=None,
     ):
         self.session = session
         out = out or sys.stdout
@@ -93,6 +103,8 @@ class Repl:
         )
         self.keys = keys  # polled between streamed characters; None: no keys while streaming
         self.typeahead = ""  # text typed while streaming, offered at the next prompt
+        self.pacer = pacer or Pacer(session.speed)
+        self.paused = False
         bindings = KeyBindings()
 
         @bindings.add("c-c")
@@ -119,35 +131,61 @@ class Repl:
         width = shutil.get_terminal_size().columns - 1
         return FormattedText([("", " " + status_text(self.session, width))])
 
-    def streaming_status(self) -> str:
-        return status_text(self.session) + " │ " + STREAMING_KEYS
-
     # ---------------------------------------------------------- streaming one turn
 
     def poll_keys(self) -> bool:
-        """Apply keys pressed while streaming; True when the user asked to stop."""
+        """Apply keys pressed while streaming; True when the user asked to stop. While paused,
+        wait here for the key that resumes."""
+        stop = self._apply_keys()
+        while self.paused and not stop:
+            self.pacer.sleep(POLL_SECONDS)
+            stop = self._apply_keys()
+        return stop
+
+    def _apply_keys(self) -> bool:
         if self.keys is None:
             return False
         stop = False
         for press in self.keys.read_keys():
-            key = press.key
+            key, data = press.key, press.data
             if key in (Keys.ControlC, Keys.ControlD, Keys.Escape):
                 stop = True
-            elif key == Keys.Up or press.data == "+":
+            elif key == Keys.Up or data == "+":
                 self.nudge_temperature(+TEMPERATURE_STEP)
-            elif key == Keys.Down or press.data == "-":
+            elif key == Keys.Down or data == "-":
                 self.nudge_temperature(-TEMPERATURE_STEP)
+            elif key == Keys.Right:
+                self.pacer.faster()
+            elif key == Keys.Left:
+                self.pacer.slower()
+            elif key == Keys.ControlI:  # Tab
+                self.cycle_mode()
+            elif data == " " and not self.typeahead:
+                self.paused = not self.paused
             elif key == Keys.Backspace:
                 self.typeahead = self.typeahead[:-1]
-            elif len(press.data) == 1 and press.data.isprintable():
-                self.typeahead += press.data
+            elif len(data) == 1 and data.isprintable():
+                self.typeahead += data
+            else:
+                continue
+            self.session.speed = self.pacer.rate
+            self.render.draw_status(self.streaming_status())
         return stop
 
     def nudge_temperature(self, delta: float) -> None:
         s = self.session
         t = min(MAX_TEMPERATURE, max(0.0, round(s.settings.temperature + delta, 2)))
         s.settings = s.settings.with_(temperature=t)
-        self.render.draw_status(self.streaming_status())
+
+    def cycle_mode(self) -> None:
+        s = self.session
+        if s.settings.mode in STREAM_MODES:
+            following = STREAM_MODES[(STREAM_MODES.index(s.settings.mode) + 1) % len(STREAM_MODES)]
+            s.settings = s.settings.with_(mode=following)
+
+    def streaming_status(self) -> str:
+        keys = STREAMING_KEYS if not self.paused else "paused: space resumes"
+        return status_text(self.session) + " │ " + keys
 
     def stream(self, events) -> None:
         """Show one turn; the terminal is raw meanwhile, so keys arrive as keys, not signals."""
@@ -158,28 +196,44 @@ class Repl:
                 self._stream(events)
 
     def _stream(self, events) -> None:
-        shown = 0
         stopped = False
+        self.paused = False
+        self.pacer.rate = self.session.speed
+        self.pacer.start()
         self.render.open_status(self.streaming_status())
-        started = time.perf_counter()
+        drawn = self.pacer.clock()
         try:
             for event in events:
-                self.render.show(event)
-                if not isinstance(event, Generated):
-                    continue
-                shown += 1
-                if self.poll_keys():
-                    stopped = True
-                    break
-                if shown % STATUS_EVERY == 0:
-                    self.session.last_speed = shown / max(1e-9, time.perf_counter() - started)
+                self.render.show(event)  # shown first: what is read is on screen
+                if isinstance(event, (Generated, Reading)):
+                    wait = self.pacer.wait if isinstance(event, Generated) else _now
+                    if wait(self.poll_keys):
+                        stopped = True
+                        break
+                if self.pacer.clock() - drawn >= STATUS_SECONDS:
                     self.render.draw_status(self.streaming_status())
+                    drawn = self.pacer.clock()
         finally:
             if hasattr(events, "close"):
                 events.close()  # the generator stops; state holds exactly what was shown
             self.render.close_status()
         if stopped:
             self.render.end_turn(stopped=True)
+
+    # ---------------------------------------------------------- commands
+
+    @contextmanager
+    def ctrl_c_stops_the_action(self):
+        """Outside a stream the terminal is not raw: Ctrl+C is a signal. Turn it into a
+        request to stop, so a long /sweep, /score or /model ends cleanly, session intact."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: self.session.request_stop())
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     # ---------------------------------------------------------- the loop
 
@@ -204,14 +258,15 @@ class Repl:
             if is_command:
                 self.render.note(f"› {safe_text(line, False)}")
             try:
-                events = self.session.handle(line)
-                if not is_command:
-                    self.stream(events)
-                    continue
-                for event in events:
-                    if isinstance(event, Quit):
-                        return 0
-                    self.render.show(event)
+                with self.ctrl_c_stops_the_action():
+                    events = self.session.handle(line)
+                    if not commands.writes(line):
+                        for event in events:
+                            if isinstance(event, Quit):
+                                return 0
+                            self.render.show(event)
+                        continue
+                self.stream(events)
             except CharchatError as e:
                 self.render.error(str(e))
 

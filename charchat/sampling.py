@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from charchat.settings import GREEDY_BELOW, Settings
+from charchat.settings import CUTTING_MODES, GREEDY_BELOW, Settings
 
 
 def _clean(logits: np.ndarray) -> np.ndarray:
@@ -44,8 +44,11 @@ def probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 
 
 def kept_mask(probs: np.ndarray, settings: Settings) -> np.ndarray:
-    """Which characters the mode lets through (top-k / top-p cut the tail; ties by index)."""
-    if settings.mode not in ("top-k", "top-p"):
+    """Which characters the mode lets through (top-k / top-p / min-p cut the tail; ties by
+    index)."""
+    if settings.mode == "min-p":
+        return (probs >= settings.min_p * probs.max()) & (probs > 0)
+    if settings.mode not in CUTTING_MODES:
         return probs > 0
     order = np.argsort(-probs, kind="stable")
     keep = np.zeros(len(probs), dtype=bool)
@@ -65,7 +68,7 @@ def distribution(logits: np.ndarray, settings: Settings) -> np.ndarray:
         probs[most_likely(logits)] = 1.0
         return probs
     probs = probabilities(logits, settings.temperature)
-    if settings.mode in ("top-k", "top-p"):
+    if settings.mode in CUTTING_MODES:
         probs = np.where(kept_mask(probs, settings), probs, 0.0)
         probs /= probs.sum()
     return probs
@@ -92,11 +95,23 @@ def sample(logits: np.ndarray, settings: Settings, rng: np.random.Generator) -> 
 
 
 def next_char(
-    logits: np.ndarray, settings: Settings, rng: np.random.Generator
+    logits: np.ndarray, settings: Settings, rng: np.random.Generator, banned=None
 ) -> tuple[int, float, float]:
     """The next character; its log-probability (nats) under the model at T=1; the entropy in
     bits of the distribution it was drawn from. The same as `choose(distribution(...))` and
-    friends, but plain sampling, once per generated character, takes a third of the calls."""
+    friends, but plain sampling, once per generated character, takes a third of the calls.
+    Characters in `banned` (ids) are never chosen; the log-probability stays the model's."""
+    model_logits = logits
+    if banned is not None and len(banned):
+        logits = _clean(logits).copy()
+        logits[banned] = -np.inf
+    index, logprob, entropy = _next_char(logits, settings, rng)
+    if logits is not model_logits:
+        logprob = float(log_softmax(model_logits)[index])
+    return index, logprob, entropy
+
+
+def _next_char(logits, settings, rng):
     if settings.mode != "sample" or settings.is_greedy:
         probs = distribution(logits, settings)
         index = choose(probs, settings, rng)

@@ -1,8 +1,9 @@
 """A conversation: settings + engine + transcript. handle(line) yields plain events.
 
-The invariant: the engine's state is always the state of having read `transcript` from a
-fresh state. Generation feeds each character before yielding it, so a consumer that stops
-iterating at any point leaves state and transcript agreeing on what was shown.
+The invariant: the engine's state is always the state of having read the transcript from
+the model's starting state. Reading and writing feed the model before they yield, so a
+consumer that stops iterating at any point leaves state and transcript agreeing on what was
+shown; the edges stop long actions through request_stop(), never by raising inside them.
 """
 
 from __future__ import annotations
@@ -15,71 +16,40 @@ from pathlib import Path
 
 import numpy as np
 
-from charchat import commands
+from charchat import commands, looking
 from charchat import settings as spec
 from charchat.commands import CommandError
-from charchat.engine import Engine
+from charchat.decoding import NGramIndex, banned_ids, beam_search, escape, stop_hit
+from charchat.engine import PRIME_CHUNK, Engine
 from charchat.errors import CharchatError
 from charchat.events import (
     Generated,
     Info,
     ModelCard,
-    ProbRow,
-    Probs,
     PromptRead,
     Quit,
-    Score,
+    Reading,
     SurpriseColours,
-    Sweep,
-    SweepLine,
     TurnDone,
 )
 from charchat.modelfile import Model, atomic_write, load_model, resolve_model
-from charchat.sampling import entropy_bits, kept_mask, log_softmax, next_char, probabilities
+from charchat.sampling import log_softmax, next_char
 from charchat.settings import Settings
+from charchat.transcript import Transcript, Turn
 
 LOG2E = 1 / math.log(2)
-
-
-class Transcript:
-    """The text read so far. Appending a character does not copy what came before."""
-
-    def __init__(self) -> None:
-        self._text = ""
-        self._pending: list[str] = []
-        self._length = 0
-
-    def append(self, text: str) -> None:
-        self._pending.append(text)
-        self._length += len(text)
-
-    def text(self) -> str:
-        if self._pending:
-            self._text += "".join(self._pending)
-            self._pending.clear()
-        return self._text
-
-    def truncate(self, length: int) -> None:
-        self._text = self.text()[:length]
-        self._length = len(self._text)
-
-    def __len__(self) -> int:
-        return self._length
-
-
-@dataclass
-class Turn:
-    snapshot: np.ndarray
-    transcript_length: int
 
 
 @dataclass
 class Session:
     model: Model
     settings: Settings = field(default_factory=Settings)
-    length: int = spec.LENGTH.default
+    length: float = spec.LENGTH.default  # characters per turn; math.inf: until stopped
     seed: int | None = None  # of the random generator
     surprise_colours: bool = False  # report how surprising each prompt character was
+    stops: tuple[str, ...] = ()  # a turn ends right after the model writes one of these
+    norepeat: int = 0  # never write an n-gram of this length already in the transcript
+    speed: float = 0.0  # characters a second shown (the edges pace); 0: unpaced
 
     def __post_init__(self):
         self.settings.check()
@@ -88,7 +58,9 @@ class Session:
         self._transcript = Transcript()
         self.turns: list[Turn] = []
         self.last_entropy: float | None = None
-        self.last_speed: float | None = None
+        self.last_speed: float | None = None  # the engine's own characters a second
+        self.stop_requested = False
+        self._ngrams: NGramIndex | None = None  # of the transcript, while norepeat is on
 
     @property
     def transcript(self) -> str:
@@ -98,65 +70,145 @@ class Session:
     def transcript_length(self) -> int:
         return len(self._transcript)
 
+    def request_stop(self) -> None:
+        """Stop the action under way at its next step (safe to call from a signal handler)."""
+        self.stop_requested = True
+
     # ---------------------------------------------------------- entry point
 
     def handle(self, line: str) -> Iterator:
         """Events for one line typed or piped: a /command, or a prompt to continue."""
+        self.stop_requested = False
         if commands.is_command(line) and "\n" not in line.strip():
             parsed = commands.parse(line)  # raises CommandError: nothing has changed
             return self._apply(parsed.command.name, parsed.value)
         return self.turn(commands.prompt_text(line))
 
-    def turn(self, prompt: str, length: int | None = None) -> Iterator:
+    def turn(self, prompt: str, length: float | None = None) -> Iterator:
         """Read the prompt (may be empty), then generate; a new undo point."""
-        self.turns.append(Turn(self.engine.snapshot(), len(self._transcript)))
+        if len(prompt) > spec.MAX_PROMPT_CHARS:
+            raise CommandError(
+                f"the prompt has {len(prompt):,} characters; at most "
+                f"{spec.MAX_PROMPT_CHARS:,} are read (nothing was read)"
+            )
+        self.turns.append(Turn(self.engine.snapshot(), len(self._transcript), prompt))
+        del self.turns[: -spec.UNDO_KEEP]
         return self._turn(prompt, self.length if length is None else length)
 
-    def _turn(self, prompt: str, length: int) -> Iterator:
+    def _turn(self, prompt: str, length: float) -> Iterator:
         if prompt:
             encoded = self.model.vocab.encode(prompt)
             read = self.model.vocab.decode(encoded.ids)
-            surprisal = None
-            if self.surprise_colours:
-                surprisal = [
-                    float(-log_softmax(self._logits_then_feed(i))[i] * LOG2E) for i in encoded.ids
-                ]
+            surprisal = [] if self.surprise_colours else None
+            done = 0
+            for done in self._read(encoded.ids, read, surprisal):
+                if done < len(read):
+                    yield Reading(done, len(read))
+                if self.stop_requested:
+                    break
+            yield PromptRead(read[:done], encoded.mapped, encoded.dropped, surprisal)
+            if done < len(read):
+                yield Info(f"stopped after reading {done:,} of {len(read):,} characters")
+                return
+        if self.settings.mode == "beam":
+            yield from self.generate_beam(length)
+        else:
+            yield from self.generate(length)
+
+    def _read(self, ids: list[int], text: str, surprisal: list | None):
+        """Feed the prompt a chunk at a time, the transcript keeping pace; yield the count."""
+        for start in range(0, len(ids), PRIME_CHUNK):
+            chunk = ids[start : start + PRIME_CHUNK]
+            if surprisal is None:
+                self.engine.feed_many(chunk)
             else:
-                self.engine.feed_many(encoded.ids)
-            self._transcript.append(read)
-            yield PromptRead(read, encoded.mapped, encoded.dropped, surprisal)
-        yield from self.generate(length)
+                for i in chunk:
+                    surprisal.append(float(-log_softmax(self.engine.logits())[i] * LOG2E))
+                    self.engine.feed(i)
+            piece = text[start : start + len(chunk)]
+            self._transcript.append(piece)
+            if self._ngrams is not None:
+                self._ngrams.extend(piece)
+            yield start + len(chunk)
 
-    def _logits_then_feed(self, char_id: int) -> np.ndarray:
-        logits = self.engine.logits().copy()
-        self.engine.feed(char_id)
-        return logits
+    def generate(self, length: float) -> Iterator:
+        vocab = self.model.vocab
+        done = forced = 0
+        busy = 0.0  # seconds spent computing, not waiting for the consumer
+        tail = self._stop_tail()
+        ngrams = self._ngram_index()
+        while done < length and not self.stop_requested:
+            started = time.perf_counter()
+            settings = self.settings  # read every step: it may change mid-stream
+            banned = None
+            if ngrams is not None:
+                banned, all_repeat = banned_ids(ngrams, vocab.index, len(vocab))
+                forced += all_repeat
+            logits = self.engine.logits()
+            index, logprob, self.last_entropy = next_char(logits, settings, self.rng, banned)
+            char = vocab.chars[index]
+            self._wrote(index, char, ngrams)
+            done += 1
+            busy += time.perf_counter() - started
+            if done % 16 == 0:
+                self.last_speed = done / busy
+            yield Generated(char, math.exp(logprob), self.last_entropy)
+            if self.stops:
+                tail = (tail + char)[-max(map(len, self.stops)) :]
+                if stop_hit(tail, self.stops):
+                    break
+        if done and busy > 0:
+            self.last_speed = done / busy
+        yield TurnDone(done, busy)
+        if forced:
+            yield Info(
+                f"norepeat: {forced} times every character would have repeated a "
+                f"{self.norepeat}-character sequence; the least repeated one was written"
+            )
 
-    def generate(self, length: int) -> Iterator:
-        chars = self.model.vocab.chars
+    def generate_beam(self, length: float) -> Iterator:
+        """The continuation the beams find likeliest, then shown as if written one by one."""
         started = time.perf_counter()
+        length = int(min(length, spec.LENGTH.high))
+        width = self.settings.beam_width
+        ids, _ = beam_search(self.engine, width, length, self._stop_tail(), self.stops)
+        ngrams = self._ngram_index()
+        seconds = time.perf_counter() - started
         done = 0
-        try:
-            for _ in range(length):
-                logits = self.engine.logits()
-                settings = self.settings  # read every step: it may change mid-stream
-                index, logprob, self.last_entropy = next_char(logits, settings, self.rng)
-                p_one = math.exp(logprob)
-                self.engine.feed(index)
-                self._transcript.append(chars[index])
-                done += 1
-                yield Generated(chars[index], p_one, self.last_entropy)
-        finally:
-            seconds = time.perf_counter() - started
-            if done and seconds > 0:
-                self.last_speed = done / seconds
+        for index in ids:
+            logprob = float(log_softmax(self.engine.logits())[index])
+            char = self.model.vocab.chars[index]
+            self._wrote(index, char, ngrams)
+            done += 1
+            self.last_entropy = 0.0  # nothing was drawn: the choice was certain
+            yield Generated(char, math.exp(logprob), 0.0)
+            if self.stop_requested:
+                break
         yield TurnDone(done, seconds)
+
+    def _wrote(self, index: int, char: str, ngrams) -> None:
+        self.engine.feed(index)
+        self._transcript.append(char)
+        if ngrams is not None:
+            ngrams.extend(char)
+
+    def _stop_tail(self) -> str:
+        """The end of the transcript a stop string could begin in (one short of the longest)."""
+        return self._transcript.tail(max((len(s) for s in self.stops), default=1) - 1)
+
+    def _ngram_index(self) -> NGramIndex | None:
+        if not self.norepeat:
+            self._ngrams = None
+        elif self._ngrams is None or self._ngrams.n != self.norepeat:
+            self._ngrams = NGramIndex(self.norepeat, self.transcript)
+        return self._ngrams
 
     # ---------------------------------------------------------- commands
 
     def _apply(self, name: str, value) -> Iterator:
-        handler = getattr(self, f"_cmd_{name}")
-        result = handler(value)
+        result = getattr(self, f"_cmd_{name}")(value)
+        if isinstance(result, Iterator):
+            return result
         return iter(result if isinstance(result, list) else [result] if result else [])
 
     def _set(self, **changes) -> Info:
@@ -178,9 +230,42 @@ class Session:
     def _cmd_topp(self, value: float):
         return self._set(top_p=float(value))
 
-    def _cmd_len(self, value: int):
-        self.length = int(value)
+    def _cmd_minp(self, value: float):
+        return self._set(min_p=float(value))
+
+    def _cmd_beam(self, value: int):
+        return self._set(beam_width=int(value))
+
+    def _cmd_norepeat(self, value: int):
+        self.norepeat = int(value)
+        if not self.norepeat:
+            return Info("norepeat off")
+        return Info(f"never writing a {self.norepeat}-character sequence the text already has")
+
+    def _cmd_stop(self, value):
+        if value == "off":
+            self.stops = ()
+            return Info("no stop strings")
+        if value is not None:
+            if len(self.stops) >= spec.STOPS_MOST and value not in self.stops:
+                raise CommandError(f"/stop: at most {spec.STOPS_MOST} stop strings")
+            self.stops = (*[s for s in self.stops if s != value], value)
+        if not self.stops:
+            return Info("no stop strings (/stop TEXT adds one)")
+        listed = ", ".join(repr(escape(s)) for s in self.stops)
+        return Info(f"a turn ends right after any of: {listed}")
+
+    def _cmd_len(self, value: float):
+        self.length = value
+        if math.isinf(value):
+            return Info("length endless: each turn writes until Ctrl+C or Esc")
         return Info(f"length {self.length}")
+
+    def _cmd_speed(self, value: float):
+        self.speed = float(value)
+        if not self.speed:
+            return Info("pace: as fast as the engine goes")
+        return Info(f"pace: {self.speed:g} characters a second")
 
     def _cmd_seed(self, value: int):
         self.seed = int(value)
@@ -190,20 +275,43 @@ class Session:
     def _cmd_reset(self, _):
         self.engine.reset()
         self._transcript = Transcript()
+        self._ngrams = None
         self.turns.clear()
-        return Info("transcript cleared; fresh state")
+        return Info("transcript cleared; back to the model's starting state")
 
     def _cmd_undo(self, _):
         if not self.turns:
             raise CommandError("/undo: nothing to undo")
-        turn = self.turns.pop()
-        self.engine.restore(turn.snapshot)
-        removed = len(self._transcript) - turn.transcript_length
-        self._transcript.truncate(turn.transcript_length)
+        removed = self._undo()
         return Info(f"undone: {removed} characters removed")
 
-    def _cmd_model(self, spec: str):
-        model = load_model(resolve_model(spec))  # CharchatError leaves the session as it was
+    def _undo(self) -> int:
+        turn = self.turns[-1]
+        try:
+            self._transcript.truncate(turn.transcript_length)
+        except CharchatError as e:
+            raise CommandError(f"/undo: {e}") from None
+        self.turns.pop()
+        self.engine.restore(turn.snapshot)
+        self._ngrams = None
+        return len(self._transcript) - turn.transcript_length
+
+    def _cmd_regen(self, _):
+        """The last turn again from the state before it, with fresh random numbers."""
+        if not self.turns:
+            raise CommandError("/regen: no turn to write again")
+        prompt = self.turns[-1].prompt
+        self._undo()
+        events = self.turn(prompt)
+        s = self.settings
+        if s.is_greedy or s.mode == "beam":
+            return iter([Info(f"/regen: {s.mode_text()} is deterministic: the same text"), *events])
+        return events
+
+    def _cmd_model(self, name: str):
+        model = load_model(resolve_model(name))  # CharchatError leaves the session as it was
+        if self.stop_requested:
+            return Info("/model stopped; still on " + self.model.name)
         self.switch_model(model)
         return Info(f"switched to {self.model_summary()}; transcript restarted")
 
@@ -211,10 +319,11 @@ class Session:
         self.model = model
         self.engine = Engine(model)
         self._transcript = Transcript()
+        self._ngrams = None
         self.turns.clear()
 
     def _cmd_info(self, _):
-        return ModelCard(self.card_rows())
+        return ModelCard(looking.card_rows(self))
 
     def _cmd_save(self, filename: str):
         path = Path(filename).expanduser()
@@ -226,7 +335,21 @@ class Session:
             atomic_write(path, self.transcript.encode("utf-8"))
         except CharchatError as e:
             raise CommandError(f"/save: {e}") from None
-        return Info(f"saved {len(self._transcript)} characters to {path}")
+        return Info(f"saved {len(self.transcript):,} characters to {path}")
+
+    def _cmd_session(self, value):
+        from charchat import sessionfile
+
+        action, filename, reread = value
+        if action == "save":
+            try:
+                path = sessionfile.save_session(self, Path(filename))
+            except CharchatError as e:
+                raise CommandError(f"/session: {e}") from None
+            return Info(f"session saved to {path} ({len(self._transcript):,} characters)")
+        sessionfile.restore(self, sessionfile.read_session(Path(filename)), filename, reread)
+        how = "its transcript read into this model" if reread else "continuing exactly"
+        return Info(f"session loaded from {filename}: {len(self._transcript):,} characters, {how}")
 
     def _cmd_help(self, name):
         return Info(commands.help_text(name))
@@ -239,136 +362,34 @@ class Session:
         return SurpriseColours(on)
 
     def _cmd_probs(self, n):
-        return self.probs(n or spec.PROBS_SHOWN.default)
+        return looking.probs(self, n or spec.PROBS_SHOWN.default)
 
     def _cmd_sweep(self, temperatures):
-        return self.sweep(temperatures or spec.SWEEP_TEMPERATURES)
+        return looking.sweep(self, temperatures or spec.SWEEP_TEMPERATURES)
 
     def _cmd_score(self, text: str):
-        return self.score(text)
+        return looking.score(self, text)
 
     # ---------------------------------------------------------- looking without touching
 
-    def probs(self, n: int = spec.PROBS_SHOWN.default) -> Probs:
-        """The most likely next characters; nothing is sampled and nothing changes."""
-        logits = self.engine.logits().copy()
-        t = self.settings.temperature
-        p_temp = probabilities(logits, t)
-        p_one = probabilities(logits, 1.0)
-        kept = (
-            kept_mask(p_temp, self.settings)
-            if not self.settings.is_greedy
-            else p_temp == p_temp.max()
-        )
-        order = np.argsort(-p_one, kind="stable")[:n]
-        rows = [
-            ProbRow(self.model.vocab.chars[i], float(p_temp[i]), float(p_one[i]), bool(kept[i]))
-            for i in order
-        ]
-        s = self.settings
-        if s.is_greedy:
-            note = "greedy: only the most likely character can be chosen"
-        elif s.mode == "top-k":
-            note = f"top-k {s.top_k}: {int(kept.sum())} characters can be chosen"
-        elif s.mode == "top-p":
-            note = f"top-p {s.top_p:g}: {int(kept.sum())} characters can be chosen"
-        else:
-            note = f"sample: all {int((p_temp > 0).sum())} characters can be chosen"
-        return Probs(rows, t, entropy_bits(p_temp), entropy_bits(p_one), note)
+    def probs(self, n: int = spec.PROBS_SHOWN.default):
+        return looking.probs(self, n)
 
-    def sweep(self, temperatures) -> Sweep:
-        """The same state and random stream continued at each temperature; nothing changes."""
-        start = self.engine.snapshot()
-        rng_state = self.rng.bit_generator.state
-        chars = self.model.vocab.chars
-        lines = []
-        try:
-            for t in temperatures:
-                self.engine.restore(start)
-                rng = np.random.default_rng()
-                rng.bit_generator.state = rng_state
-                settings = self.settings.with_(temperature=float(t))
-                text, entropies, surprisals = [], [], []
-                for _ in range(self.length):
-                    logits = self.engine.logits()
-                    index, logprob, entropy = next_char(logits, settings, rng)
-                    entropies.append(entropy)
-                    surprisals.append(-logprob * LOG2E)
-                    self.engine.feed(index)
-                    text.append(chars[index])
-                lines.append(
-                    SweepLine(
-                        float(t),
-                        "".join(text),
-                        float(np.mean(entropies)),
-                        float(np.mean(surprisals)),
-                    )
-                )
-        finally:
-            self.engine.restore(start)
-        return Sweep(lines)
+    def sweep(self, temperatures) -> list:
+        return list(looking.sweep(self, temperatures))
 
-    def score(self, text: str) -> Score:
-        encoded = self.model.vocab.encode(text)
-        if not encoded.ids:
-            raise CommandError("/score: no character of that text is in the model's vocabulary")
-        start = self.engine.snapshot()
-        try:
-            bits = [float(-log_softmax(self._logits_then_feed(i))[i] * LOG2E) for i in encoded.ids]
-        finally:
-            self.engine.restore(start)
-        return Score(
-            self.model.vocab.decode(encoded.ids), bits, float(np.mean(bits)), encoded.dropped
-        )
+    def score(self, text: str):
+        return looking.score(self, text)[0]
 
     # ---------------------------------------------------------- descriptions
 
     def describe_settings(self) -> str:
         s = self.settings
-        parts = [
-            f"temperature {s.temperature:g}"
-            + (" (greedy)" if s.is_greedy and s.mode != "greedy" else ""),
-            f"mode {s.mode}",
-        ]
-        if s.mode == "top-k":
-            parts.append(f"top-k {s.top_k}")
-        if s.mode == "top-p":
-            parts.append(f"top-p {s.top_p:g}")
-        return ", ".join(parts)
+        greedy = " (greedy)" if s.is_greedy and s.mode not in ("greedy", "beam") else ""
+        return f"temperature {s.temperature:g}{greedy}, mode {s.mode_text()}"
 
     def model_summary(self) -> str:
         m = self.model
         corpus = m.card.get("corpus", "unknown text")
-        return f"{m.name} ({m.config.layers}x{m.config.hidden} LSTM, {m.parameters / 1e6:.1f}M parameters, trained on {corpus})"
-
-    def card_rows(self) -> list:
-        m, card = self.model, self.model.card
-        rows = [
-            ("model", m.name),
-            ("file", str(m.path) if m.path else "-"),
-            (
-                "architecture",
-                f"{m.config.layers} x LSTM {m.config.hidden}, embedding {m.config.embedding}",
-            ),
-            ("parameters", f"{m.parameters:,}"),
-            ("vocabulary", f"{len(m.vocab)} characters"),
-        ]
-        labels = [
-            ("corpus", "trained on"),
-            ("corpus_chars", "corpus characters"),
-            ("chars_trained_on", "characters seen"),
-            ("steps", "steps"),
-            ("best_val_bits_per_char", "validation bits/char"),
-            ("best_val_nats_per_char", "validation nats/char"),
-            ("train_seconds", "training seconds"),
-            ("device", "device"),
-            ("torch_version", "torch"),
-            ("charchat_version", "charchat"),
-            ("date", "date"),
-        ]
-        rows += [
-            (label, f"{card[key]:,}" if isinstance(card[key], int) else str(card[key]))
-            for key, label in labels
-            if key in card
-        ]
-        return rows
+        shape = f"{m.config.layers}x{m.config.hidden} LSTM"
+        return f"{m.name} ({shape}, {m.parameters / 1e6:.1f}M parameters, trained on {corpus})"

@@ -77,16 +77,27 @@ class Choice:
 
 MAX_TEMPERATURE = 100.0
 MAX_LENGTH = 100_000
+# A longer prompt is refused whole: priming reads about 10,000 characters a second on two
+# cores, so this is minutes of reading, in memory that does not grow with the prompt.
+MAX_PROMPT_CHARS = 4_000_000
+TRANSCRIPT_KEEP = 1_000_000  # characters of the transcript kept (the state has read them all)
+UNDO_KEEP = 100  # undo points kept
+SWEEP_CHARS = 200  # /sweep writes at most this many characters per temperature
+SPEED = Number("speed", False, 60, 0, 100_000, note="characters a second, 0 = unpaced")
 
 TEMPERATURE = Number("temperature", False, 0.8, 0.0, MAX_TEMPERATURE, note="0 = greedy")
 MODE = Choice(
     "mode",
     "sample",
-    ("greedy", "sample", "top-k", "top-p"),
-    aliases=(("topk", "top-k"), ("topp", "top-p")),
+    ("greedy", "sample", "top-k", "top-p", "min-p", "beam"),
+    aliases=(("topk", "top-k"), ("topp", "top-p"), ("minp", "min-p")),
 )
 TOP_K = Number("top-k", True, 40, 1, 10_000)
 TOP_P = Number("top-p", False, 0.9, 0.0, 1.0, low_open=True)
+MIN_P = Number("min-p", False, 0.05, 0.0, 1.0, low_open=True, note="1 = greedy")
+BEAM_WIDTH = Number("beam width", True, 8, 1, 64)
+NO_REPEAT = Number("n-gram length", True, 0, 0, 1000, note="0 = off")
+STOPS_MOST = 16
 LENGTH = Number("length", True, 400, 1, MAX_LENGTH)
 SEED = Number("seed", True, None, 0, 2**63 - 1)
 PROBS_SHOWN = Number("N", True, 10, 1, 200)
@@ -94,6 +105,9 @@ SWEEP_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
 SWEEP_MOST = 8  # temperatures one /sweep compares
 
 MODES = MODE.choices
+# The setting each cutting mode reads, as the status bar and /info show it.
+MODE_PARAMETER = {"top-k": "top_k", "top-p": "top_p", "min-p": "min_p", "beam": "beam_width"}
+CUTTING_MODES = ("top-k", "top-p", "min-p")  # sampling modes that cut the distribution's tail
 # Below this, softmax(logits / T) is one-hot for any logits a float32 model produces.
 GREEDY_BELOW = 1e-4
 
@@ -106,6 +120,8 @@ class Settings:
     mode: str = MODE.default  # one of MODES
     top_k: int = TOP_K.default  # used in mode top-k
     top_p: float = TOP_P.default  # used in mode top-p
+    min_p: float = MIN_P.default  # used in mode min-p: keep p >= min_p * the largest p
+    beam_width: int = BEAM_WIDTH.default  # used in mode beam
 
     def check(self) -> Settings:
         TEMPERATURE.check(self.temperature)
@@ -113,10 +129,17 @@ class Settings:
             raise CharchatError(f"mode must be one of: {', '.join(MODES)}")
         TOP_K.check(self.top_k)
         TOP_P.check(self.top_p)
+        MIN_P.check(self.min_p)
+        BEAM_WIDTH.check(self.beam_width)
         return self
 
     def with_(self, **changes) -> Settings:
         return replace(self, **changes).check()
+
+    def mode_text(self) -> str:
+        """The mode with the setting it reads: "top-k 40", "min-p 0.05", "sample"."""
+        field = MODE_PARAMETER.get(self.mode)
+        return f"{self.mode} {getattr(self, field):g}" if field else self.mode
 
     @property
     def is_greedy(self) -> bool:

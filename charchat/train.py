@@ -62,7 +62,7 @@ class Trainer:
         self.cfg, self.model_config, self.on_event = cfg, model_config, on_event
         self.out = Path(out)
         self.prompt = sample_prompt(text)
-        self.corpus = Corpus.from_text(text, corpus_name, cfg.val_fraction)
+        self.corpus = Corpus.from_text(text, corpus_name, cfg.val_fraction, cfg.val_pieces)
         self.batches = Batches(self.corpus.train, cfg.batch_size, cfg.seq_len, cfg.seed)
         self.device = pick_device(cfg.device)
         if cfg.threads is not None:
@@ -70,7 +70,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.module = CharLSTM(len(self.corpus.vocab), model_config).to(self.device)
         matrices = {n for n, p in self.module.named_parameters() if p.dim() == 2}
-        matrices.discard("embedding.weight")
+        matrices -= {"embedding.weight", "initial_h", "initial_c"}
         groups = [
             {"weight_decay": cfg.weight_decay, "params": []},
             {"weight_decay": 0.0, "params": []},
@@ -149,6 +149,7 @@ class Trainer:
             "seq_len": self.cfg.seq_len,
             "batch_size": self.cfg.batch_size,
             "val_fraction": self.cfg.val_fraction,
+            "val_pieces": self.cfg.val_pieces,
             "seed": self.cfg.seed,
         }
 
@@ -190,7 +191,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.progress.step)
         with autocast(self.device, self.cfg.precision):
-            logits, hidden = self.module(x, self.hidden)
+            logits, hidden = self.module(x, self._restart_some_streams(self.hidden))
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -201,6 +202,17 @@ class Trainer:
         self.optimizer.step()
         self.hidden = (hidden[0].detach().float(), hidden[1].detach().float())
         return float(loss.item())
+
+    def _restart_some_streams(self, hidden):
+        """Start a random share of the streams afresh from the learned initial state, so that
+        it learns to be a good state to begin any text from (None: all start from it)."""
+        if hidden is None or self.cfg.restart_share <= 0:
+            return hidden
+        batch = hidden[0].shape[1]
+        restart = torch.rand(batch, device=self.device) < self.cfg.restart_share
+        mask = restart[None, :, None]
+        initial = self.module.initial_state(batch)
+        return tuple(torch.where(mask, i, s) for i, s in zip(initial, hidden, strict=True))
 
     def _update_average(self) -> None:
         """Fold this step's weights into the running mean, once the schedule is far enough."""
@@ -303,6 +315,11 @@ class Trainer:
                     self._fit_schedule_to_budget(per_step, budget - (time.perf_counter() - started))
                 self._checkpoint_round()
                 round_clock = (time.perf_counter(), p.step)
+        if p.step == 0:
+            raise CharchatError(
+                "the time budget ran out before the first step; nothing was saved "
+                "(give more --minutes)"
+            )
         self._checkpoint_round(final=True)
         return self.model_file()
 

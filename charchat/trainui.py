@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from charchat.checkpoint import OutputLock
 from charchat.errors import CharchatError
 from charchat.modelfile import SUFFIX, ModelConfig, user_models_dir
 from charchat.render import safe_text, stderr_console
@@ -30,12 +31,7 @@ def output_path(corpus: Path, name: str | None, out: Path | None) -> Path:
     return user_models_dir() / f"{stem}{SUFFIX}"
 
 
-def check_writable(path: Path, force: bool, resume: bool) -> None:
-    if path.is_dir():
-        raise CharchatError(f"{path} is a directory; give a file path with --out")
-    if path.exists() and not (force or resume):
-        raise CharchatError(f"{path} already holds a model; use --force to overwrite it")
-    folder = path.parent
+def check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
@@ -217,13 +213,24 @@ def run_training(
     force: bool,
     argv: list[str],
 ) -> int:
+    launched = time.monotonic()
+    path = output_path(corpus, name, out)
+    if path.is_dir():
+        raise CharchatError(f"{path} is a directory; give a file path with --out")
+    check_writable(path.parent)
+    with OutputLock(path):
+        if path.exists() and not (force or resume):
+            raise CharchatError(f"{path} already holds a model; use --force to overwrite it")
+        return _run_locked(
+            corpus, path, preset, arch_overrides, train_options, resume, argv, launched
+        )
+
+
+def _run_locked(corpus, path, preset, arch_overrides, train_options, resume, argv, launched):
     from charchat.corpus import read_text
     from charchat.recipe import TrainingInterrupted
     from charchat.train import make_trainer
 
-    launched = time.monotonic()
-    path = output_path(corpus, name, out)
-    check_writable(path, force, resume)
     text = read_text(corpus)
     given = {k: v for k, v in train_options.items() if v is not None}
     explicit_arch = any(v is not None for v in arch_overrides.values()) or "--preset" in argv

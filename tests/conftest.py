@@ -28,13 +28,14 @@ def random_model(
     embedding: int = 8,
     seed: int = 0,
     scale: float = 0.5,
+    initial_state: bool = True,
 ) -> Model:
     vocab = Vocab(sorted(set(chars)))
     config = ModelConfig(layers=layers, hidden=hidden, embedding=embedding, dropout=0.0)
     rng = np.random.default_rng(seed)
     tensors = {
         name: (rng.standard_normal(shape) * scale).astype(np.float32)
-        for name, shape in tensor_shapes(config, len(vocab)).items()
+        for name, shape in tensor_shapes(config, len(vocab), initial_state).items()
     }
     return Model(vocab, config, tensors, {"corpus": "random.txt"})
 
@@ -47,6 +48,14 @@ def tiny_model():
 @pytest.fixture
 def tiny_model_path(tmp_path):
     return save_model(random_model(), tmp_path / "tiny.safetensors")
+
+
+@pytest.fixture
+def one_line_model_path(tmp_path):
+    """A model that never writes a newline, so piped blocks can be split on them."""
+    return save_model(
+        random_model(chars="abcdefghij klmnopqrstuvwxyz.,'"), tmp_path / "ol.safetensors"
+    )
 
 
 @pytest.fixture

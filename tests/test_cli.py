@@ -176,7 +176,7 @@ def test_bad_option_values(tmp_path, corpus_file):
     assert b"hidden must be a whole number from 1 to" in result.stderr
     result = charchat("train", str(corpus_file), "--out", str(tmp_path / "m"), "--lr", "-1")
     no_traceback_one_line(result)
-    assert b"--lr must be above 0" in result.stderr
+    assert b"--lr must be a finite number above 0" in result.stderr
     result = charchat("eval", "nonexistent-model-x", str(corpus_file), "--threads", "0")
     no_traceback_one_line(result)
     assert b"threads" in result.stderr

@@ -44,4 +44,14 @@ def test_snapshot_and_restore():
     engine.restore(snap)
     np.testing.assert_array_equal(engine.logits(), before)
     engine.reset()
+    np.testing.assert_array_equal(engine.state[0], model.tensors["initial_h"])
+    assert engine.state.any()
+
+
+def test_a_model_without_a_learned_initial_state_starts_at_zero():
+    model = random_model(initial_state=False)
+    engine = Engine(model)
+    assert not engine.state.any()
+    engine.feed_many([1, 2, 3])
+    engine.reset()
     assert not engine.state.any()

@@ -196,3 +196,14 @@ def test_paths_are_taken_as_paths(tmp_path):
 def test_the_default_model_is_bundled():
     assert (bundled_dir() / f"{DEFAULT_MODEL}.safetensors").is_file()
     load_model(resolve_model(None))
+
+
+def test_files_without_a_learned_initial_state_still_load(tmp_path):
+    old = random_model(initial_state=False)
+    path = save_model(old, tmp_path / "old.safetensors")
+    loaded = load_model(path)
+    assert "initial_h" not in loaded.tensors and loaded.parameters == old.parameters
+    half = random_model()
+    del half.tensors["initial_c"]
+    with pytest.raises(CharchatError, match="internal"):
+        save_model(half, tmp_path / "half.safetensors")

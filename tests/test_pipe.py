@@ -28,9 +28,9 @@ def test_same_seed_same_bytes(tiny_model_path):
     assert b"\x1b[" not in a.stdout  # no colour codes when piped
 
 
-def test_each_seed_gets_a_block_and_state_carries(tiny_model_path):
+def test_each_prompt_gets_a_block_and_state_carries(one_line_model_path):
     script = b"the will\n/len 10\n/temp 0\npower\n\n"
-    result = charchat("-m", str(tiny_model_path), "-n", "20", "--seed", "1", input=script)
+    result = charchat("-m", str(one_line_model_path), "-n", "20", "--seed", "1", input=script)
     assert result.returncode == 0, result.stderr
     blocks = result.stdout.decode().split("\n")
     assert [len(b) for b in blocks[:3]] == [20, 10, 10] and blocks[3] == ""
@@ -119,6 +119,10 @@ def test_bad_options_are_one_line_and_non_zero(args, message):
 
 
 def test_huge_line_is_a_clear_error_not_a_memory_blow_up(tiny_model_path):
-    result = charchat("-m", str(tiny_model_path), "-n", "5", input=b"a" * (2 * 1024 * 1024) + b"\n")
-    assert result.returncode != 0 and b"longer than 1 MiB" in result.stderr
+    from charchat.pipe import MAX_LINE_BYTES
+
+    huge = b"a" * (MAX_LINE_BYTES + 10) + b"\n"
+    result = charchat("-m", str(tiny_model_path), "-n", "5", input=huge)
+    limit = f"longer than {MAX_LINE_BYTES // 2**20} MiB".encode()
+    assert result.returncode == 2 and limit in result.stderr
     assert b"Traceback" not in result.stderr

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from conftest import TEXT
@@ -89,3 +90,16 @@ def test_the_plan_is_printed_and_kept_in_the_card(tmp_path):
     assert card["plan"]["line"] == line and card["plan"]["budget_minutes"] == 0.2
     assert "chars/s measured" in line and card["plan"]["probe"]
     assert done.stdout == ""
+
+
+def test_a_spread_validation_sample_leaves_the_end_of_the_text_to_learn():
+    from charchat.corpus import Corpus
+
+    text = "".join(chr(97 + i % 26) for i in range(100_000))
+    spread = Corpus.from_text(text, "t", 0.02, pieces=16)
+    end = Corpus.from_text(text, "t", 0.02)
+    assert len(spread.val) == 16 * (2000 // 16) and len(spread.train) + len(spread.val) == 100_000
+    ids = np.array(spread.vocab.encode_known(text))
+    assert np.array_equal(spread.train[-100:], ids[-100:])  # the end is learnt
+    assert np.array_equal(end.val, ids[-2000:])  # with one piece, the end is held out
+    assert plan_for(300, SHAKESPEARE, 28_000).train["val_pieces"] == 16

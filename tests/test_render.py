@@ -22,7 +22,8 @@ ALL_EVENTS = [
         1.0,
         "sample: all 2 can be chosen",
     ),
-    events.Sweep([events.SweepLine(0.2, "ab\ncd", 0.4, 1.1)]),
+    events.SweepLine(0.2, "ab\ncd", 0.4, 1.1),
+    events.Reading(2048, 10000),
     events.Score("ab", [0.5, 9.0], 4.75, ["😀"]),
     events.SurpriseColours(True),
     events.SurpriseColours(False),
@@ -36,7 +37,7 @@ def test_every_event_type_is_listed_here():
         for c in vars(events).values()
         if isinstance(c, type) and dataclasses.is_dataclass(c) and c.__module__ == events.__name__
     }
-    parts = {events.ProbRow, events.SweepLine}  # rows inside Probs and Sweep, not events
+    parts = {events.ProbRow}  # rows inside Probs, not events
     assert defined - parts == {type(e) for e in ALL_EVENTS}
 
 
@@ -80,7 +81,7 @@ def test_terminal_mode_colours_and_keeps_one_stream():
     legend = [colour for _, colour, _ in SURPRISE_SCALE]
     assert all(colour in out for colour in legend)
     raw = out
-    for code in ("\x1b[0m", "\x1b[1m", "\x1b[2m", "\x1b[7m", MODEL, *legend):
+    for code in ("\x1b[0m", "\x1b[1m", "\x1b[2m", "\x1b[7m", "\x1b[2K", MODEL, *legend):
         raw = raw.replace(code, "")
     assert "\x1b" not in raw  # every ESC is one of ours
 

@@ -23,7 +23,7 @@ logits_strategy = arrays(
     elements=st.floats(allow_nan=False, allow_infinity=False, width=32),
 )
 temperatures = st.one_of(st.just(0.0), st.floats(1e-12, 100.0))
-modes = st.sampled_from(["greedy", "sample", "top-k", "top-p"])
+modes = st.sampled_from(["greedy", "sample", "top-k", "top-p", "min-p"])
 
 
 @settings(max_examples=300, deadline=None)
@@ -65,6 +65,12 @@ def test_next_char_fast_path_agrees_with_the_general_one(logits, t, seed):
         (Settings(temperature=1.0, mode="sample"), [0.5, 0.3, 0.15, 0.05]),
         (Settings(temperature=1.0, mode="greedy"), [1.0, 0, 0, 0]),
         (Settings(temperature=1.0, mode="top-k", top_k=2), [0.625, 0.375, 0, 0]),
+        (
+            Settings(temperature=1.0, mode="min-p", min_p=0.25),
+            [0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95, 0],
+        ),
+        (Settings(temperature=1.0, mode="min-p", min_p=0.5), [0.625, 0.375, 0, 0]),
+        (Settings(temperature=1.0, mode="min-p", min_p=1.0), [1.0, 0, 0, 0]),
         (
             Settings(temperature=1.0, mode="top-p", top_p=0.9),
             [0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95, 0],

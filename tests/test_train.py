@@ -250,10 +250,10 @@ def test_eval_matches_a_hand_computation():
     ids = model.vocab.encode_known(text)
     # by hand: numpy LSTM equations, one character at a time
     t = model.tensors
-    h = [np.zeros(8), np.zeros(8)]
-    c = [np.zeros(8), np.zeros(8)]
+    h = [t["initial_h"][k].astype(np.float64) for k in range(2)]  # the learned starting state
+    c = [t["initial_c"][k].astype(np.float64) for k in range(2)]
     sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
-    total = 0.0
+    total = -log_softmax(t["head.weight"] @ h[1] + t["head.bias"])[ids[0]]  # the first too
     for pos, i in enumerate(ids[:-1]):
         x = t["embedding.weight"][i].astype(np.float64)
         for k in range(2):
@@ -269,8 +269,8 @@ def test_eval_matches_a_hand_computation():
             x = h[k]
         logits = t["head.weight"] @ h[1] + t["head.bias"]
         total -= log_softmax(logits)[ids[pos + 1]]
-    assert result.skipped == 1 and result.scored == len(text) - 1
-    assert result.nats_per_char == pytest.approx(total / (len(text) - 1), rel=1e-5)
+    assert result.skipped == 1 and result.scored == len(text)
+    assert result.nats_per_char == pytest.approx(total / len(text), rel=1e-5)
     assert result.bits_per_char == pytest.approx(result.nats_per_char / math.log(2))
 
 
@@ -305,3 +305,28 @@ def test_temperature_samples_share_one_state_and_random_stream():
             expected += model.vocab.chars[i]
             engine.feed(i)
         assert text == expected
+
+
+def test_the_initial_state_is_learnt_saved_and_where_a_session_starts(tmp_path):
+    model, _ = run(tmp_path)
+    saved = load_model(tmp_path / "m.safetensors")
+    assert np.abs(saved.tensors["initial_h"]).max() > 1e-3  # moved away from zero
+    engine = Engine(saved)
+    np.testing.assert_array_equal(engine.state[0], saved.tensors["initial_h"])
+    engine.feed_many([1, 2, 3])
+    engine.reset()
+    np.testing.assert_array_equal(engine.state[1], saved.tensors["initial_c"])
+
+
+def test_restarted_streams_begin_at_the_initial_state():
+    trainer = Trainer(TEXT, "c.txt", "/dev/null", TINY, replace(FAST, restart_share=0.5))
+    hidden = (torch.ones(2, 64, 16), torch.ones(2, 64, 16))
+    torch.manual_seed(3)
+    h, c = trainer._restart_some_streams(hidden)
+    restarted = [b for b in range(64) if not torch.equal(h[:, b], hidden[0][:, b])]
+    assert 16 < len(restarted) < 48
+    for b in restarted:
+        assert torch.equal(h[:, b], trainer.module.initial_h) and torch.equal(
+            c[:, b], trainer.module.initial_c
+        )
+    assert h.requires_grad  # the initial state learns from the streams that start at it

@@ -1,0 +1,120 @@
+"""Decoding controls beyond one draw at a time: stop strings, no repeated n-grams, beam search.
+
+Pure of the terminal; the session applies them while it generates.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import numpy as np
+
+from charchat.sampling import log_softmax
+
+ESCAPES = {"n": "\n", "t": "\t", "s": " ", "\\": "\\"}
+
+
+def unescape(text: str) -> str:
+    r"""`\n`, `\t`, `\s` (a space) and `\\` in a typed stop string."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in ESCAPES:
+            out.append(ESCAPES[text[i + 1]])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+
+
+def stop_hit(tail: str, stops: tuple[str, ...]) -> str | None:
+    """The stop string `tail` ends with, if any."""
+    return next((s for s in stops if tail.endswith(s)), None)
+
+
+class NGramIndex:
+    """Every n-gram of a text, as "which characters have followed these n-1 characters"."""
+
+    def __init__(self, n: int, text: str = ""):
+        self.n = n
+        self.followers: dict[str, Counter] = defaultdict(Counter)
+        self.tail = ""
+        self.extend(text)
+
+    def extend(self, text: str) -> None:
+        keep = self.n - 1
+        tail = self.tail
+        for char in text:
+            if len(tail) == keep:
+                self.followers[tail][char] += 1
+            tail = (tail + char)[-keep:] if keep else ""
+        self.tail = tail
+
+    def repeats(self) -> Counter:
+        """Characters that would repeat an n-gram if written next, with how often it occurs."""
+        if len(self.tail) < self.n - 1:
+            return Counter()
+        return self.followers.get(self.tail, Counter())
+
+
+def banned_ids(index: NGramIndex, vocab_index: dict[str, int], vocab_size: int):
+    """(ids not to write next, True when every character repeats and the least repeated were
+    let through instead)."""
+    repeats = index.repeats()
+    ids = {vocab_index[c]: count for c, count in repeats.items() if c in vocab_index}
+    if len(ids) < vocab_size:
+        return np.fromiter(ids, dtype=np.int64), False
+    least = min(ids.values())
+    return np.array([i for i, count in ids.items() if count > least], dtype=np.int64), True
+
+
+# ---------------------------------------------------------------- beam search
+
+
+def beam_search(engine, width: int, length: int, tail: str, stops: tuple[str, ...]):
+    """The continuation of up to `length` characters with the highest total log-probability
+    (T = 1) that `width` beams find from the engine's current state, or greedy's when that
+    is likelier. A beam that writes a stop string ends there. Returns (ids, log-probability).
+    The engine's state is left as it was."""
+    start = engine.snapshot()
+    try:
+        found = _beams(engine, start, width, length, tail, stops)
+        greedy = _beams(engine, start, 1, length, tail, stops)
+    finally:
+        engine.restore(start)
+    return max(found, greedy, key=lambda result: result[1])
+
+
+def _beams(engine, start, width, length, tail, stops):
+    chars = engine.vocab.chars
+    keep = max((len(s) for s in stops), default=0)
+    states = start[None].copy()
+    logits = engine.logits()[None].astype(np.float64)
+    beams = [([], 0.0, tail[-keep:] if keep else "")]  # (ids, log-probability, text tail)
+    finished = []
+    for _ in range(length):
+        scores = np.stack([log_softmax(row) for row in logits])
+        totals = scores + np.array([b[1] for b in beams])[:, None]
+        flat = np.argsort(-totals, axis=None, kind="stable")[:width]
+        rows, ids = np.unravel_index(flat, totals.shape)
+        alive, parents, next_ids = [], [], []
+        for row, i in zip(rows.tolist(), ids.tolist(), strict=True):
+            text = (beams[row][2] + chars[i])[-keep:] if keep else ""
+            beam = (beams[row][0] + [i], float(totals[row, i]), text)
+            if keep and stop_hit(text, stops):
+                finished.append(beam)
+            else:
+                alive.append(beam)
+                parents.append(row)
+                next_ids.append(i)
+        if not alive:
+            beams = []
+            break
+        states, logits = engine.feed_batch(states[parents], np.array(next_ids))
+        beams = alive
+    best = max(beams + finished, key=lambda b: b[1])
+    return best[0], best[1]

@@ -1,0 +1,132 @@
+"""Looking without touching: /probs, /sweep, /score and the model card.
+
+Each leaves the transcript, the model's state and the random stream exactly as they were,
+also when it is stopped part way (session.request_stop()).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from charchat import settings as spec
+from charchat.commands import CommandError
+from charchat.events import Info, ProbRow, Probs, Score, SweepLine
+from charchat.sampling import entropy_bits, kept_mask, log_softmax, next_char, probabilities
+
+LOG2E = 1 / math.log(2)
+
+
+def probs(session, n: int = spec.PROBS_SHOWN.default) -> Probs:
+    """The most likely next characters; nothing is sampled and nothing changes."""
+    logits = session.engine.logits().copy()
+    s = session.settings
+    p_temp = probabilities(logits, s.temperature)
+    p_one = probabilities(logits, 1.0)
+    kept = kept_mask(p_temp, s) if not s.is_greedy else p_temp == p_temp.max()
+    order = np.argsort(-p_one, kind="stable")[:n]
+    chars = session.model.vocab.chars
+    rows = [ProbRow(chars[i], float(p_temp[i]), float(p_one[i]), bool(kept[i])) for i in order]
+    if s.mode == "beam":
+        note = f"beam {s.beam_width}: the likeliest continuation the beams find, at T=1"
+    elif s.is_greedy:
+        note = "greedy: only the most likely character can be chosen"
+    elif s.mode in spec.CUTTING_MODES:
+        note = f"{s.mode_text()}: {int(kept.sum())} characters can be chosen"
+    else:
+        note = f"sample: all {int((p_temp > 0).sum())} characters can be chosen"
+    return Probs(rows, s.temperature, entropy_bits(p_temp), entropy_bits(p_one), note)
+
+
+def sweep(session, temperatures):
+    """The same state and random stream continued at each temperature, a row at a time."""
+    engine = session.engine
+    start = engine.snapshot()
+    rng_state = session.rng.bit_generator.state
+    chars = session.model.vocab.chars
+    length = int(min(session.length, spec.SWEEP_CHARS))
+    try:
+        for t in temperatures:
+            engine.restore(start)
+            rng = np.random.default_rng()
+            rng.bit_generator.state = rng_state
+            settings = session.settings.with_(temperature=float(t))
+            if settings.mode == "beam":
+                settings = settings.with_(mode="sample")
+            text, entropies, surprisals = [], [], []
+            for _ in range(length):
+                if session.stop_requested:
+                    yield Info(f"/sweep stopped at T={t:g}; nothing changed")
+                    return
+                index, logprob, entropy = next_char(engine.logits(), settings, rng)
+                entropies.append(entropy)
+                surprisals.append(-logprob * LOG2E)
+                engine.feed(index)
+                text.append(chars[index])
+            yield SweepLine(
+                float(t), "".join(text), float(np.mean(entropies)), float(np.mean(surprisals))
+            )
+    finally:
+        engine.restore(start)
+
+
+def score(session, text: str):
+    """How surprising each character of text would be from here; nothing changes."""
+    encoded = session.model.vocab.encode(text)
+    if not encoded.ids:
+        raise CommandError("/score: no character of that text is in the model's vocabulary")
+    engine = session.engine
+    start = engine.snapshot()
+    bits = []
+    try:
+        for i in encoded.ids:
+            if session.stop_requested:
+                break
+            bits.append(float(-log_softmax(engine.logits())[i] * LOG2E))
+            engine.feed(i)
+    finally:
+        engine.restore(start)
+    if not bits:
+        return [Info("/score stopped before the first character; nothing changed")]
+    read = session.model.vocab.decode(encoded.ids[: len(bits)])
+    events = [Score(read, bits, float(np.mean(bits)), encoded.dropped)]
+    if len(bits) < len(encoded.ids):
+        events.append(
+            Info(f"/score stopped after {len(bits):,} of {len(encoded.ids):,} characters")
+        )
+    return events
+
+
+def card_rows(session) -> list:
+    m, card = session.model, session.model.card
+    rows = [
+        ("model", m.name),
+        ("file", str(m.path) if m.path else "-"),
+        (
+            "architecture",
+            f"{m.config.layers} x LSTM {m.config.hidden}, embedding {m.config.embedding}",
+        ),
+        ("parameters", f"{m.parameters:,}"),
+        ("vocabulary", f"{len(m.vocab)} characters"),
+        ("starting state", "learned" if "initial_h" in m.tensors else "zero (an older file)"),
+    ]
+    labels = [
+        ("corpus", "trained on"),
+        ("corpus_chars", "corpus characters"),
+        ("chars_trained_on", "characters seen"),
+        ("steps", "steps"),
+        ("best_val_bits_per_char", "validation bits/char"),
+        ("best_val_nats_per_char", "validation nats/char"),
+        ("train_seconds", "training seconds"),
+        ("device", "device"),
+        ("torch_version", "torch"),
+        ("charchat_version", "charchat"),
+        ("date", "date"),
+    ]
+    rows += [
+        (label, f"{card[key]:,}" if isinstance(card[key], int) else str(card[key]))
+        for key, label in labels
+        if key in card
+    ]
+    return rows
