@@ -2,10 +2,10 @@
 machine, the model size and training recipe that should score best in that time.
 
 A pure function, so it can be tested and reasoned about; the measurements come from
-probe.py. The rule comes from experiments recorded in benchmarks/README.md ("Planning a
-budget"): below a few passes over the text, speed wins and regularisation only slows
-learning; past that, a one-layer model starts to learn the text by heart, and a deeper,
-dropout-regularised model makes better use of the time.
+probe.py. The rule comes from the race recorded in benchmarks/README.md ("Planning a
+budget"): while the text is read only a few times, speed wins and a one-layer model without
+dropout learns most per second; past that, it starts to learn the text by heart, and a
+deeper, dropout-regularised model makes better use of the time.
 """
 
 from __future__ import annotations
@@ -14,16 +14,17 @@ from dataclasses import dataclass, field
 
 from charchat.modelfile import ModelConfig
 
-BATCH_SIZE = 32  # twice the updates per character of 64, which the budget needs more
+BATCH_SIZE = 32  # twice the updates per character of 64, which a short budget needs more
 SEQ_LEN = 64
 VAL_CHARS = 25_000  # a bounded validation sample: enough for ±0.01 bits, cheap to score
 VAL_FRACTION_MOST = 0.1
 VAL_PIECES = 16  # the sample is spread over the text, so the model still reads its end
-# How much slower per character a 2x512 model trains than the 1x512 reference (measured
-# ratio 2.4-2.6 across fp32/bf16 and 1-2 threads on the race machine).
-DEEP_COST = 2.5
-DEEP_FROM_PASSES = 12.0  # reference passes past which the deeper model wins
 OVERHEAD = 0.06  # share of the budget spent on validation, samples, checkpoints and saving
+DEEP_FROM_PASSES = 10.0  # passes of the one-layer model past which the deeper one wins
+
+SHALLOW = ModelConfig(layers=1, hidden=512, embedding=64, dropout=0.0)
+DEEP = ModelConfig(layers=2, hidden=512, embedding=64, dropout=0.0)
+CANDIDATES = {"1x512": SHALLOW, "2x512": DEEP}
 
 
 @dataclass(frozen=True)
@@ -35,21 +36,22 @@ class Plan:
     precision: str = "fp32"
     threads: int | None = None
 
-    def line(self) -> str:
-        m = self.model
+    def line(self, model: ModelConfig | None = None, train: dict | None = None) -> str:
+        """The plan as one line; with the model and settings finally used, if flags changed
+        them."""
+        m, t = model or self.model, {**self.train, **(train or {})}
+        where = "spread over the text" if t.get("val_pieces", 1) > 1 else "the end"
         return (
             f"plan: {m.layers}x{m.hidden} LSTM (embedding {m.embedding}, dropout {m.dropout:g}), "
-            f"batch {self.train['batch_size']}x{self.train['seq_len']}, lr {self.train['lr']:g}, "
+            f"batch {t['batch_size']}x{t['seq_len']}, lr {t['lr']:g}, "
             f"{self.precision}, {self.threads or 'default'} threads, "
             f"{self.chars_per_second:,.0f} chars/s measured, "
             f"about {self.passes:.1f} passes over the text, "
-            f"validation on {self.train['val_fraction'] * 100:.1f} % "
-            + ("(spread over the text)" if self.train["val_pieces"] > 1 else "(the end)")
+            f"validation on {t['val_fraction'] * 100:.1f} % ({where})"
         )
 
     def card(self) -> dict:
         return {
-            "line": self.line(),
             "chars_per_second": round(self.chars_per_second),
             "passes": round(self.passes, 2),
             "precision": self.precision,
@@ -60,28 +62,29 @@ class Plan:
 def plan_for(
     seconds: float,
     corpus_chars: int,
-    reference_chars_per_second: float,
+    speeds: dict[str, float],
     precision: str = "fp32",
     threads: int | None = None,
 ) -> Plan:
     """The plan for `seconds` of training on a text of `corpus_chars` characters, given how
-    fast a 1x512 model trains here (chars/s, at the precision and threads measured best)."""
+    fast each candidate model trains here (chars/s, by CANDIDATES name, at the precision and
+    thread count measured best)."""
     val_fraction = min(VAL_FRACTION_MOST, VAL_CHARS / max(1, corpus_chars))
     train_chars = max(1.0, corpus_chars * (1 - val_fraction))
-    budget_chars = reference_chars_per_second * seconds * (1 - OVERHEAD)
-    passes = budget_chars / train_chars
-    if passes <= DEEP_FROM_PASSES:
-        # Speed first: one layer, no dropout while the text is read only a few times.
-        dropout = 0.0 if passes <= 4 else min(0.2, 0.025 * (passes - 4))
-        model = ModelConfig(layers=1, hidden=512, embedding=64, dropout=round(dropout, 3))
-        lr, speed = 4e-3, reference_chars_per_second
+    passes = {
+        name: speed * seconds * (1 - OVERHEAD) / train_chars for name, speed in speeds.items()
+    }
+    if passes["1x512"] <= DEEP_FROM_PASSES or "2x512" not in speeds:
+        name = "1x512"
+        # Speed first: no dropout while the text is read only a few times.
+        dropout = 0.0 if passes[name] <= 4 else min(0.2, 0.02 * (passes[name] - 4))
+        lr = 4e-3
     else:
-        speed = reference_chars_per_second / DEEP_COST
-        passes = passes / DEEP_COST
-        dropout = min(0.35, 0.1 + 0.02 * passes)
-        model = ModelConfig(layers=2, hidden=512, embedding=64, dropout=round(dropout, 3))
+        name = "2x512"
+        dropout = min(0.35, 0.05 + 0.025 * passes[name])
         lr = 3e-3
-    steps = budget_chars / (BATCH_SIZE * SEQ_LEN) / (1 if model.layers == 1 else DEEP_COST)
+    model = ModelConfig(**{**CANDIDATES[name].__dict__, "dropout": round(dropout, 3)})
+    steps = speeds[name] * seconds * (1 - OVERHEAD) / (BATCH_SIZE * SEQ_LEN)
     train = {
         "batch_size": BATCH_SIZE,
         "seq_len": SEQ_LEN,
@@ -93,4 +96,4 @@ def plan_for(
         "val_pieces": VAL_PIECES if val_fraction < VAL_FRACTION_MOST else 1,
         "eval_every": max(50, int(steps / 8)),
     }
-    return Plan(model, train, speed, passes, precision, threads)
+    return Plan(model, train, speeds[name], passes[name], precision, threads)

@@ -76,6 +76,18 @@ class Measured:
     chars_per_second: float  # of the reference model at that precision and thread count
     table: dict  # "precision/threads" -> chars/s, everything measured
 
+    def speeds(self, vocab_size: int, device: torch.device, batch=32, seq=64) -> dict:
+        """chars/s of each model the planner may choose, at the precision and threads found."""
+        from charchat.plan import CANDIDATES
+
+        speeds = {"1x512": self.chars_per_second}
+        for name, config in CANDIDATES.items():
+            if name not in speeds:
+                speeds[name] = chars_per_second(
+                    vocab_size, config, batch, seq, self.precision, device
+                )
+        return speeds
+
 
 def probe(
     vocab_size: int,

@@ -52,12 +52,11 @@ def choose_recipe(
     """
     from charchat.plan import plan_for
     from charchat.probe import probe
-    from charchat.recipe import TrainConfig, pick_device
+    from charchat.recipe import PRESETS, TrainConfig, pick_device
 
     TrainConfig(**{**given, "precision": "fp32"}).check()  # bad numbers fail before probing
     precision = given.pop("precision", "auto")
-    sized = any(arch_overrides[k] is not None for k in ("layers", "hidden", "embedding"))
-    planning = "minutes" in given and not resume and not (sized or preset_given)
+    planning = "minutes" in given and not resume
     if precision != "auto" and given.get("threads") and not planning:
         given["precision"] = precision  # nothing left to measure
         config = model_config_for(preset, arch_overrides) if explicit_arch or not resume else None
@@ -74,14 +73,18 @@ def choose_recipe(
             f"--minutes {given['minutes']:g} is spent before training could start "
             f"(reading the text and measuring this machine took {time.monotonic() - launched:.0f} s)"
         )
-    plan = plan_for(
-        left, len(text), measured.chars_per_second, measured.precision, measured.threads
-    )
-    config = replace(plan.model, **{k: v for k, v in arch_overrides.items() if v is not None})
+    vocab_size = len(set(text))
+    speeds = measured.speeds(vocab_size, device)
+    left = given["minutes"] * 60 - (time.monotonic() - launched)
+    plan = plan_for(left, len(text), speeds, measured.precision, measured.threads)
+    sized = {k: v for k, v in arch_overrides.items() if v is not None}
+    base = PRESETS[preset] if preset_given else plan.model  # flags override the plan
+    config = replace(base, **sized)
     config.check()
     cfg = TrainConfig(**{**plan.train, **given, "minutes": left / 60})
-    stderr_console().print(plan.line(), markup=False, highlight=False)
-    card = plan.card() | {"budget_minutes": given["minutes"], "probe": measured.table}
+    line = plan.line(config, {k: v for k, v in given.items() if k in plan.train})
+    stderr_console().print(line, markup=False, highlight=False)
+    card = plan.card() | {"line": line, "budget_minutes": given["minutes"], "probe": measured.table}
     return config, cfg, card
 
 

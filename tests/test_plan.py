@@ -14,17 +14,18 @@ from charchat.recipe import TrainConfig
 from charchat.train import Trainer
 
 SHAKESPEARE = 1_003_836
+SPEEDS = {"1x512": 28_000, "2x512": 8_500}  # bf16, two threads, measured on the race machine
 
 
 def test_a_short_budget_gets_a_fast_model_without_dropout():
-    plan = plan_for(90, SHAKESPEARE, 28_000, "bf16", 2)
+    plan = plan_for(90, SHAKESPEARE, SPEEDS, "bf16", 2)
     assert (plan.model.layers, plan.model.hidden, plan.model.dropout) == (1, 512, 0.0)
     assert 2 < plan.passes < 3.5 and plan.precision == "bf16" and plan.threads == 2
     assert plan.train["batch_size"] == 32 and plan.train["seq_len"] == 64
 
 
 def test_more_time_means_more_passes_then_dropout_then_depth():
-    plans = [plan_for(minutes * 60, SHAKESPEARE, 28_000) for minutes in (1.5, 5, 15, 60)]
+    plans = [plan_for(minutes * 60, SHAKESPEARE, SPEEDS) for minutes in (1.5, 5, 15, 60)]
     dropouts = [p.model.dropout for p in plans]
     assert dropouts == sorted(dropouts) and dropouts[0] == 0 < dropouts[1]
     assert [p.model.layers for p in plans] == [1, 1, 2, 2]
@@ -33,19 +34,20 @@ def test_more_time_means_more_passes_then_dropout_then_depth():
 
 
 def test_a_slower_machine_plans_like_a_shorter_budget():
-    slow, fast = plan_for(600, SHAKESPEARE, 10_000), plan_for(200, SHAKESPEARE, 30_000)
+    slow = plan_for(600, SHAKESPEARE, {"1x512": 10_000, "2x512": 3_000})
+    fast = plan_for(200, SHAKESPEARE, {"1x512": 30_000, "2x512": 9_000})
     assert (slow.model, slow.train, slow.passes) == (fast.model, fast.train, fast.passes)
 
 
 def test_validation_is_a_bounded_sample():
-    big = plan_for(300, 10 * SHAKESPEARE, 28_000)
+    big = plan_for(300, 10 * SHAKESPEARE, SPEEDS)
     assert big.train["val_fraction"] * 10 * SHAKESPEARE == pytest.approx(VAL_CHARS, rel=1e-3)
-    assert plan_for(300, 50_000, 28_000).train["val_fraction"] == 0.1  # small texts keep 10 %
+    assert plan_for(300, 50_000, SPEEDS).train["val_fraction"] == 0.1  # small texts keep 10 %
 
 
 def test_the_plan_is_a_valid_recipe():
     for seconds in (5, 90, 900, 5400):
-        plan = plan_for(seconds, SHAKESPEARE, 20_000)
+        plan = plan_for(seconds, SHAKESPEARE, SPEEDS)
         plan.model.check()
         TrainConfig(**plan.train).check()
         assert plan.train["eval_every"] >= 50 and "LSTM" in plan.line()
@@ -88,6 +90,7 @@ def test_the_plan_is_printed_and_kept_in_the_card(tmp_path):
     line = next(x for x in done.stderr.splitlines() if x.startswith("plan: "))
     card = load_model(out).card
     assert card["plan"]["line"] == line and card["plan"]["budget_minutes"] == 0.2
+    assert f"{card['train_config']['batch_size']}x" in line
     assert "chars/s measured" in line and card["plan"]["probe"]
     assert done.stdout == ""
 
@@ -102,4 +105,20 @@ def test_a_spread_validation_sample_leaves_the_end_of_the_text_to_learn():
     ids = np.array(spread.vocab.encode_known(text))
     assert np.array_equal(spread.train[-100:], ids[-100:])  # the end is learnt
     assert np.array_equal(end.val, ids[-2000:])  # with one piece, the end is held out
-    assert plan_for(300, SHAKESPEARE, 28_000).train["val_pieces"] == 16
+    assert plan_for(300, SHAKESPEARE, SPEEDS).train["val_pieces"] == 16
+
+
+def test_flags_override_the_plan_and_the_line_says_so(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(TEXT * 20)
+    out = tmp_path / "m.safetensors"
+    args = ["train", str(corpus), "--minutes", "0.1", "--out", str(out)]
+    args += ["--hidden", "32", "--dropout", "0.3", "--batch-size", "8"]
+    done = subprocess.run(
+        [sys.executable, "-m", "charchat", *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    card = load_model(out).card
+    assert card["plan"]["line"].startswith("plan: ") and "x32 LSTM" in card["plan"]["line"]
+    assert "dropout 0.3" in card["plan"]["line"] and "batch 8x64" in card["plan"]["line"]
+    assert card["train_config"]["batch_size"] == 8 and card["train_config"]["lr"] in (3e-3, 4e-3)
