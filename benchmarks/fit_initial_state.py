@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from charchat.corpus import read_text
 from charchat.evaluate import evaluate_text
 from charchat.model import CharLSTM
 from charchat.modelfile import Model, load_model, resolve_model, save_model
@@ -40,7 +41,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = load_model(resolve_model(args.model))
-    text = args.corpus.read_text(encoding="utf-8")
+    text = read_text(args.corpus)  # as training reads it: no byte-order mark, LF newlines
     cut = len(text) - len(text) // 10
     ids = np.array(model.vocab.encode_known(text[:cut]))
     module = CharLSTM.from_file(model).eval()  # eval: no dropout; the weights stay as they are

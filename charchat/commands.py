@@ -253,9 +253,13 @@ def help_text(name: str | None = None) -> str:
         return f"{names} {command.usage}".rstrip() + f"\n  {command.summary}"
     width = max(len(f"/{c.name} {c.usage}") for c in COMMANDS)
     lines = [f"  {f'/{c.name} {c.usage}':<{width}}  {c.summary}" for c in COMMANDS]
-    lines.append(
-        "Type a prompt and press Enter to have the model continue it; an empty line continues."
-    )
+    lines += [
+        "Type a prompt and press Enter to have the model continue it; an empty line continues.",
+        "While it writes: ↑/↓ temperature, ←/→ pace, Tab mode, space pause, Ctrl+C or Esc stop.",
+        f"Limits: a prompt of up to {spec.MAX_PROMPT_CHARS:,} characters; the transcript keeps "
+        f"its last {spec.TRANSCRIPT_KEEP:,} (the model has read them all); "
+        f"{spec.UNDO_KEEP} undo points; /sweep writes {spec.SWEEP_CHARS} characters a temperature.",
+    ]
     return "\n".join(lines)
 
 

@@ -9,8 +9,6 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from charchat.sampling import log_softmax
-
 ESCAPES = {"n": "\n", "t": "\t", "s": " ", "\\": "\\"}
 
 
@@ -77,44 +75,43 @@ def banned_ids(index: NGramIndex, vocab_index: dict[str, int], vocab_size: int):
 
 def beam_search(engine, width: int, length: int, tail: str, stops: tuple[str, ...]):
     """The continuation of up to `length` characters with the highest total log-probability
-    (T = 1) that `width` beams find from the engine's current state, or greedy's when that
-    is likelier. A beam that writes a stop string ends there. Returns (ids, log-probability).
-    The engine's state is left as it was."""
-    start = engine.snapshot()
-    try:
-        found = _beams(engine, start, width, length, tail, stops)
-        greedy = _beams(engine, start, 1, length, tail, stops)
-    finally:
-        engine.restore(start)
-    return max(found, greedy, key=lambda result: result[1])
-
-
-def _beams(engine, start, width, length, tail, stops):
+    (T = 1) that `width` beams find from the engine's current state. The greedy path is kept
+    among the beams all the way, so the result is never less likely than greedy's. A beam
+    that writes a stop string ends there. Returns (ids, log-probability); the engine's state
+    is left as it was."""
     chars = engine.vocab.chars
     keep = max((len(s) for s in stops), default=0)
-    states = start[None].copy()
+    states = engine.snapshot()[None]
     logits = engine.logits()[None].astype(np.float64)
     beams = [([], 0.0, tail[-keep:] if keep else "")]  # (ids, log-probability, text tail)
+    greedy = 0  # which beam is the greedy path, None once it has ended
     finished = []
     for _ in range(length):
-        scores = np.stack([log_softmax(row) for row in logits])
+        top = logits.max(axis=1, keepdims=True)
+        scores = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
         totals = scores + np.array([b[1] for b in beams])[:, None]
-        flat = np.argsort(-totals, axis=None, kind="stable")[:width]
-        rows, ids = np.unravel_index(flat, totals.shape)
-        alive, parents, next_ids = [], [], []
-        for row, i in zip(rows.tolist(), ids.tolist(), strict=True):
+        chosen = list(np.argsort(-totals, axis=None, kind="stable")[:width])
+        if greedy is not None:
+            greedy_child = greedy * totals.shape[1] + int(np.argmax(logits[greedy]))
+            if greedy_child not in chosen:
+                chosen[-1] = greedy_child
+        alive, parents, next_ids, next_greedy = [], [], [], None
+        for flat in chosen:
+            row, i = divmod(int(flat), totals.shape[1])
             text = (beams[row][2] + chars[i])[-keep:] if keep else ""
             beam = (beams[row][0] + [i], float(totals[row, i]), text)
             if keep and stop_hit(text, stops):
                 finished.append(beam)
-            else:
-                alive.append(beam)
-                parents.append(row)
-                next_ids.append(i)
+                continue
+            if greedy is not None and flat == greedy_child:
+                next_greedy = len(alive)
+            alive.append(beam)
+            parents.append(row)
+            next_ids.append(i)
         if not alive:
             beams = []
             break
         states, logits = engine.feed_batch(states[parents], np.array(next_ids))
-        beams = alive
+        beams, greedy = alive, next_greedy
     best = max(beams + finished, key=lambda b: b[1])
     return best[0], best[1]

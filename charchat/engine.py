@@ -189,12 +189,14 @@ class Engine:
         h = self.hidden
         states = states.astype(np.float32, copy=True)
         below = None
+        # W @ H.T, not H @ W.T: OpenBLAS multiplies a row-major matrix by a few columns
+        # about twice as fast as the transposed way round (measured with 8 states).
         for k in range(self.layers):
             if k == 0:
-                gates = states[:, 0, 0] @ self.w_first.T + self.input_table[ids]
+                gates = (self.w_first @ states[:, 0, 0].T).T + self.input_table[ids]
             else:
                 both = np.concatenate([below, states[:, 0, k]], axis=1)
-                gates = both @ self.w_upper[k - 1].T + self.b_upper[k - 1]
+                gates = (self.w_upper[k - 1] @ both.T).T + self.b_upper[k - 1]
             np.tanh(gates, out=gates)
             sig = gates[:, : 3 * h]
             sig *= 0.5
@@ -203,7 +205,7 @@ class Engine:
             states[:, 1, k] = c
             states[:, 0, k] = np.tanh(c) * gates[:, 2 * h : 3 * h]
             below = states[:, 0, k]
-        logits = states[:, 0, -1] @ self.head_w.T + self.head_b
+        logits = (self.head_w @ states[:, 0, -1].T).T + self.head_b
         return states, logits.astype(np.float64)
 
     def logits_after(self, ids) -> np.ndarray:

@@ -74,6 +74,15 @@ class TrainConfig:
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise CharchatError("--device must be auto, cpu, cuda or mps")
 
+    def lr_at(self, step: int, schedule_steps: int) -> float:
+        """Linear warm-up, then a cosine down to min_lr_ratio of lr at schedule_steps."""
+        warmup = max(1, min(self.warmup_steps, schedule_steps // 10))
+        if step < warmup:
+            return self.lr * (step + 1) / warmup
+        done = min(1.0, (step - warmup) / max(1, schedule_steps - warmup))
+        cosine = 0.5 * (1 + math.cos(math.pi * done))
+        return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * cosine)
+
     @property
     def schedule_epochs(self) -> float:
         if self.epochs is not None:
@@ -97,3 +106,38 @@ def pick_device(name: str):
     ):
         raise CharchatError("--device mps asked for, but it is not available")
     return torch.device(name)
+
+
+def training_card(cfg, corpus, progress: dict, device: str, averaged_steps: int, plan) -> dict:
+    """Where a model's weights came from: corpus, recipe, progress, validation curve."""
+    import platform
+    from dataclasses import asdict
+    from datetime import datetime, timezone
+
+    import torch
+
+    from charchat import __version__
+
+    best = None if math.isinf(progress["best_val"]) else progress["best_val"]
+    card = {
+        "corpus": corpus.name,
+        "corpus_sha256": corpus.sha256,
+        "corpus_chars": int(corpus.chars),
+        "val_fraction": cfg.val_fraction,
+        "chars_trained_on": progress["chars_seen"],
+        "steps": progress["step"],
+        "best_val_nats_per_char": None if best is None else round(best, 5),
+        "best_val_bits_per_char": None if best is None else round(best / math.log(2), 5),
+        "train_seconds": round(progress["elapsed"], 1),
+        "device": device,
+        "torch_version": torch.__version__,
+        "charchat_version": __version__,
+        "python": platform.python_version(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "train_config": asdict(cfg),
+        "val_curve": [list(row) for row in progress["history"]],  # step, s, bits, averaged bits
+        "averaged_over_steps": averaged_steps,
+    }
+    if plan:
+        card["plan"] = plan
+    return card

@@ -245,6 +245,10 @@ class Repl:
 
     def run(self) -> int:
         self.banner()
+        with self.ctrl_c_stops_the_action():  # outside prompt_toolkit's own handling
+            return self._loop()
+
+    def _loop(self) -> int:
         while True:
             try:
                 line = self.prompt.prompt("› ", default=self.typeahead)
@@ -258,14 +262,13 @@ class Repl:
             if is_command:
                 self.render.note(f"› {safe_text(line, False)}")
             try:
-                with self.ctrl_c_stops_the_action():
-                    events = self.session.handle(line)
-                    if not commands.writes(line):
-                        for event in events:
-                            if isinstance(event, Quit):
-                                return 0
-                            self.render.show(event)
-                        continue
+                events = self.session.handle(line)
+                if not commands.writes(line):
+                    for event in events:
+                        if isinstance(event, Quit):
+                            return 0
+                        self.render.show(event)
+                    continue
                 self.stream(events)
             except CharchatError as e:
                 self.render.error(str(e))

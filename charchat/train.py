@@ -8,17 +8,14 @@ make a resumed run continue exactly as if it had never stopped.
 from __future__ import annotations
 
 import math
-import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 
-from charchat import __version__
 from charchat.checkpoint import (
     InMemorySnapshot,
     check_identity,
@@ -34,7 +31,13 @@ from charchat.evaluate import parallel_nats_per_char
 from charchat.model import CharLSTM
 from charchat.modelfile import Model, ModelConfig, save_model
 from charchat.probe import autocast
-from charchat.recipe import PRESETS, TrainConfig, TrainingInterrupted, pick_device
+from charchat.recipe import (
+    PRESETS,
+    TrainConfig,
+    TrainingInterrupted,
+    pick_device,
+    training_card,
+)
 from charchat.samples import sample_prompt, temperature_samples
 
 NONFINITE_ROLLBACK_AFTER = 3
@@ -94,15 +97,7 @@ class Trainer:
     # -------------------------------------------------------- schedule
 
     def lr_at(self, step: int) -> float:
-        cfg, p = self.cfg, self.progress
-        warmup = max(1, min(cfg.warmup_steps, p.schedule_steps // 10))
-        if step < warmup:
-            factor = (step + 1) / warmup
-        else:
-            done = min(1.0, (step - warmup) / max(1, p.schedule_steps - warmup))
-            cosine = 0.5 * (1 + math.cos(math.pi * done))
-            factor = cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine
-        return cfg.lr * factor * p.lr_scale
+        return self.cfg.lr_at(step, self.progress.schedule_steps) * self.progress.lr_scale
 
     def _fit_schedule_to_budget(self, seconds_per_step: float, remaining: float) -> None:
         """Fit the cosine to the time left; recorded in checkpoints, so resume stays exact."""
@@ -115,30 +110,15 @@ class Trainer:
 
     def model_file(self, module: torch.nn.Module | None = None) -> Model:
         """The weights of module (default: the one trained) as a model with its card."""
-        p = self.progress
         averaged = module is not None and module is not self.module
-        best = None if math.isinf(p.best_val) else p.best_val
-        card = {
-            "corpus": self.corpus.name,
-            "corpus_sha256": self.corpus.sha256,
-            "corpus_chars": int(self.corpus.chars),
-            "val_fraction": self.cfg.val_fraction,
-            "chars_trained_on": p.chars_seen,
-            "steps": p.step,
-            "best_val_nats_per_char": None if best is None else round(best, 5),
-            "best_val_bits_per_char": None if best is None else round(best / math.log(2), 5),
-            "train_seconds": round(p.elapsed, 1),
-            "device": str(self.device),
-            "torch_version": torch.__version__,
-            "charchat_version": __version__,
-            "python": platform.python_version(),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "train_config": asdict(self.cfg),
-            "val_curve": [list(row) for row in p.history],  # see Progress.history
-            "averaged_over_steps": int(self.average.n_averaged) if averaged else 0,
-        }
-        if self.plan:
-            card["plan"] = self.plan
+        card = training_card(
+            self.cfg,
+            self.corpus,
+            asdict(self.progress),
+            str(self.device),
+            int(self.average.n_averaged) if averaged else 0,
+            self.plan,
+        )
         tensors = numpy_state(module or self.module)
         return Model(self.corpus.vocab, self.model_config, tensors, card)
 

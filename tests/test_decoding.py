@@ -160,7 +160,7 @@ def test_beam_is_deterministic_and_never_less_likely_than_greedy(width):
         greedy.append(int(np.argmax(probe.logits())))
         probe.feed(greedy[-1])
     assert total == pytest.approx(logprob_of(model, prefix, ids), abs=1e-6)
-    assert total >= logprob_of(model, prefix, greedy) - 1e-9
+    assert total >= logprob_of(model, prefix, greedy) - 1e-5  # float32 rounding apart
 
 
 def test_a_wide_beam_finds_likelier_text_than_greedy_on_some_models():
@@ -171,8 +171,8 @@ def test_a_wide_beam_finds_likelier_text_than_greedy_on_some_models():
         engine.feed_many(model.vocab.encode("the ").ids)
         _, wide = beam_search(engine, 8, 30, "", ())
         _, narrow = beam_search(engine, 1, 30, "", ())
-        assert wide >= narrow
-        better += wide > narrow + 1e-9
+        assert wide >= narrow - 1e-5
+        better += wide > narrow + 1e-3
     assert better >= 2  # a real search, not greedy under another name
 
 
@@ -183,3 +183,59 @@ def test_beam_mode_in_a_session_keeps_the_invariant_and_stops():
     fresh = Engine(s.model)
     fresh.feed_many(s.model.vocab.encode_known(s.transcript))
     np.testing.assert_allclose(s.engine.state, fresh.state, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- every control, every way in
+
+
+def test_every_control_through_the_repl(tmp_path):
+    s = Session(random_model(chars="abcde \n"), Settings(temperature=1.0), 12, 3)
+    out = io.StringIO()
+    saved = tmp_path / "s.json"
+    typed = "/mode min-p\r/minp 0.3\r/norepeat 3\rab\r/beam 4\r/mode beam\r\r"
+    typed += f"/session save {saved}\r"
+    with create_pipe_input() as inp:
+        inp.send_text(typed)
+        inp.close()
+        repl = Repl(s, input=inp, output=DummyOutput(), out=out, colour=False)
+        repl.prompt.history = InMemoryHistory()
+        assert repl.run() == 0
+    shown = out.getvalue()
+    assert "mode min-p 0.3" in shown and "never writing a 3-character sequence" in shown
+    assert "mode beam 4" in shown and saved.is_file() and "session saved" in shown
+    assert (s.settings.mode, s.settings.beam_width, s.norepeat) == ("beam", 4, 3)
+    assert len(s.transcript) == 2 + 12 + 12
+
+
+def test_every_control_in_a_piped_script(one_line_model_path, tmp_path):
+    saved = tmp_path / "s.json"
+    script = (
+        "/mode min-p\n/minp 0.5\nthe \n/mode beam\n/beam 3\n\n/norepeat 4\n/mode sample\n\n"
+        f"/session save {saved}\n"
+    ).encode()
+    args = ["-m", str(one_line_model_path), "-n", "15", "--seed", "4"]
+    done = subprocess.run(
+        [sys.executable, "-m", "charchat", *args], input=script, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr
+    blocks = done.stdout.decode().split("\n")
+    assert [len(b) for b in blocks[:3]] == [15, 15, 15] and blocks[3] == ""
+    again = subprocess.run(
+        [sys.executable, "-m", "charchat", *args], input=script, capture_output=True
+    )
+    assert again.stdout == done.stdout  # beam and min-p with a seed: the same bytes
+    assert saved.is_file() and b"session saved" in done.stderr
+
+
+def test_decoding_flags(one_line_model_path):
+    args = ["-m", str(one_line_model_path), "-n", "20", "--seed", "4"]
+    beam = ["--mode", "beam", "--beam", "5"]
+
+    def run(*extra):
+        command = [sys.executable, "-m", "charchat", *args, *extra]
+        return subprocess.run(command, input=b"the \n", capture_output=True).stdout
+
+    assert run(*beam) == run(*beam, "--seed", "99")  # beam is deterministic
+    assert len(run("--mode", "min-p", "--min-p", "0.2").decode().strip()) == 20
+    text = run("--norepeat", "3").decode().strip()
+    assert len(text) == 20

@@ -251,3 +251,20 @@ def test_a_colour_code_only_where_the_colour_changes():
         render.show(Generated(char, 0.5, 1.0))
     render.end_turn()
     assert out.getvalue().count(MODEL) == 1 and "abcdefghij" in out.getvalue()
+
+
+def test_help_says_the_keys_and_the_limits():
+    s = Session(random_model())
+    text = next(iter(s.handle("/help"))).text
+    assert "←/→ pace" in text and "space pause" in text
+    assert f"{spec.TRANSCRIPT_KEEP:,}" in text and f"{spec.UNDO_KEEP} undo points" in text
+
+
+def test_regen_in_a_piped_script(one_line_model_path):
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "charchat", "-m", str(one_line_model_path), "-n", "20"]
+    done = subprocess.run([*args, "--seed", "5"], input=b"the \n/regen\n", capture_output=True)
+    first, again, rest = done.stdout.decode().split("\n")
+    assert done.returncode == 0 and len(first) == len(again) == 20 and first != again

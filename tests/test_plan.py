@@ -112,7 +112,7 @@ def test_flags_override_the_plan_and_the_line_says_so(tmp_path):
     corpus = tmp_path / "c.txt"
     corpus.write_text(TEXT * 20)
     out = tmp_path / "m.safetensors"
-    args = ["train", str(corpus), "--minutes", "0.1", "--out", str(out)]
+    args = ["train", str(corpus), "--minutes", "0.3", "--out", str(out)]
     args += ["--hidden", "32", "--dropout", "0.3", "--batch-size", "8"]
     done = subprocess.run(
         [sys.executable, "-m", "charchat", *args], capture_output=True, text=True, timeout=300
