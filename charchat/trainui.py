@@ -57,6 +57,8 @@ def choose_recipe(
     TrainConfig(**{**given, "precision": "fp32"}).check()  # bad numbers fail before probing
     precision = given.pop("precision", "auto")
     planning = "minutes" in given and not resume
+    if "val_fraction" in given:
+        given.setdefault("val_pieces", 1)  # a share given by hand is held out from the end
     if precision != "auto" and given.get("threads") and not planning:
         given["precision"] = precision  # nothing left to measure
         config = model_config_for(preset, arch_overrides) if explicit_arch or not resume else None

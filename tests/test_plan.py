@@ -113,7 +113,7 @@ def test_flags_override_the_plan_and_the_line_says_so(tmp_path):
     corpus.write_text(TEXT * 20)
     out = tmp_path / "m.safetensors"
     args = ["train", str(corpus), "--minutes", "0.3", "--out", str(out)]
-    args += ["--hidden", "32", "--dropout", "0.3", "--batch-size", "8"]
+    args += ["--hidden", "32", "--dropout", "0.3", "--batch-size", "8", "--val-fraction", "0.1"]
     done = subprocess.run(
         [sys.executable, "-m", "charchat", *args], capture_output=True, text=True, timeout=300
     )
@@ -122,3 +122,4 @@ def test_flags_override_the_plan_and_the_line_says_so(tmp_path):
     assert card["plan"]["line"].startswith("plan: ") and "x32 LSTM" in card["plan"]["line"]
     assert "dropout 0.3" in card["plan"]["line"] and "batch 8x64" in card["plan"]["line"]
     assert card["train_config"]["batch_size"] == 8 and card["train_config"]["lr"] in (3e-3, 4e-3)
+    assert card["train_config"]["val_pieces"] == 1 and "10.0 % (the end)" in card["plan"]["line"]
