@@ -164,7 +164,9 @@ def chat(
 
 @app.command()
 def train(
-    corpus: Path = typer.Argument(..., help="A UTF-8 text file to learn from."),
+    corpus: list[Path] = typer.Argument(
+        ..., help="UTF-8 text files to learn from; a folder stands for the files in it."
+    ),
     name: str | None = typer.Option(None, "--name", help="Save as NAME in the user models dir."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Save to this path."),
     preset: Preset = typer.Option(
@@ -222,7 +224,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run checkpointed for OUT."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing model file."),
 ) -> None:
-    """Train a model on a text file."""
+    """Train a model on text files."""
     from charchat.trainui import run_training
 
     try:

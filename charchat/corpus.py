@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +9,8 @@ import numpy as np
 
 from charchat.errors import CharchatError
 from charchat.vocab import Vocab, normalize_newlines
+
+VAL_CONTEXT = 256  # characters read before a held-out stretch, as `eval` would have read them
 
 
 def decode_text(data: bytes, source: str = "input") -> str:
@@ -44,36 +45,72 @@ def read_text(path: str | Path, min_chars: int = 2, purpose: str = "training") -
     return text
 
 
+@dataclass(frozen=True)
+class Segment:
+    """Held-out ids to score: ids[start:], read after ids[:start] (the text just before it in
+    the same document, never across a file boundary)."""
+
+    ids: np.ndarray
+    start: int
+
+    @property
+    def scored(self) -> np.ndarray:
+        return self.ids[self.start :]
+
+
 @dataclass
 class Corpus:
     vocab: Vocab
-    train: np.ndarray  # int64 ids learnt from
-    val: np.ndarray  # int64 ids held out from the end
+    train: np.ndarray  # ids learnt from (uint8 or uint16)
+    val: list[Segment]  # held out
     name: str
     sha256: str
+    documents: int = 1
 
     @classmethod
     def from_text(cls, text: str, name: str, val_fraction: float, pieces: int = 1) -> Corpus:
+        from charchat.textfiles import EncodedText
+
+        return cls.from_encoded(EncodedText.from_text(text, name), val_fraction, pieces)
+
+    @classmethod
+    def from_encoded(cls, encoded, val_fraction: float, pieces: int = 1) -> Corpus:
         """Hold out val_fraction of the text: from the end, or in `pieces` evenly spaced
-        stretches, so that a bounded sample leaves the model all the rest (the end included)."""
-        vocab = Vocab.from_text(text)
-        ids = np.array(vocab.encode_known(text), dtype=np.int64)
+        stretches, so that a bounded sample leaves the model all the rest (the end included).
+        A held-out stretch that spans two files is scored as two."""
+        ids = encoded.ids
         n_val = int(len(ids) * val_fraction)
         if val_fraction > 0 and n_val < 2 * max(1, pieces):
             raise CharchatError("the corpus is too short to hold out a validation part")
-        sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        if pieces <= 1 or n_val == 0:
-            return cls(vocab, ids[: len(ids) - n_val], ids[len(ids) - n_val :], name, sha)
-        size = n_val // pieces
-        starts = [int((i + 0.5) * len(ids) / pieces) for i in range(pieces)]
+        if n_val == 0:
+            spans = []
+        elif pieces <= 1:
+            spans = [(len(ids) - n_val, len(ids))]
+        else:
+            size = n_val // pieces
+            starts = [int((i + 0.5) * len(ids) / pieces) for i in range(pieces)]
+            spans = [(a, a + size) for a in starts]
         held = np.zeros(len(ids), dtype=bool)
-        for start in starts:
-            held[start : start + size] = True
-        return cls(vocab, ids[~held], ids[held], name, sha)
+        segments = []
+        for a, b in spans:
+            held[a:b] = True
+            for doc in encoded.documents:
+                lo, hi = max(a, doc.start), min(b, doc.end)
+                if hi > lo:
+                    context = max(doc.start, lo - VAL_CONTEXT)
+                    segments.append(Segment(ids[context:hi], lo - context))
+        train = ids[~held] if n_val else np.asarray(ids)
+        return cls(
+            encoded.vocab, train, segments, encoded.name, encoded.sha256, len(encoded.documents)
+        )
+
+    @property
+    def val_chars(self) -> int:
+        return sum(len(s.scored) for s in self.val)
 
     @property
     def chars(self) -> int:
-        return len(self.train) + len(self.val)
+        return len(self.train) + self.val_chars
 
 
 class Batches:

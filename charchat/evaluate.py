@@ -53,40 +53,71 @@ def sequential_nats(module: CharLSTM, ids: np.ndarray, device, chunk: int = 4096
 
 @torch.no_grad()
 def parallel_nats_per_char(module: CharLSTM, ids: np.ndarray, device) -> float:
-    """Mean nats/char over ids[1:], in parallel stretches (sequential_nats scores ids[0] too).
+    """Mean nats/char over ids[1:], read after ids[0] (sequential_nats scores ids[0] too)."""
+    from charchat.corpus import Segment
 
-    Stretch k > 0 starts from the state of having read the BURN_IN characters before it, so
-    the result matches the fully sequential figure to about three decimals.
+    return held_out_nats_per_char(module, [Segment(np.asarray(ids), 1)], device)
+
+
+@torch.no_grad()
+def held_out_nats_per_char(module: CharLSTM, segments, device) -> float:
+    """Mean nats/char over every segment's scored ids, in parallel stretches.
+
+    Each segment is cut into stretches scored side by side; a stretch starts from the state
+    of having read the BURN_IN characters before it (as far as its segment's context goes),
+    so the result matches the fully sequential figure to about three decimals.
     """
-    n = len(ids)
-    k = min(PARALLEL_STREAMS, max(1, (n - 1) // (4 * BURN_IN)))
-    if k == 1:
-        first = F.cross_entropy(module.first_logits()[None], torch.as_tensor(ids[:1])).item()
-        return (sequential_nats(module, ids, device) - first) / (n - 1)
     module.eval()
-    length = (n - 1) // k
-    t = torch.as_tensor(ids, dtype=torch.long, device=device)
-    starts = [1 + i * length for i in range(k)]  # first predicted position of each stretch
-    burn = torch.stack([t[s - 1 - BURN_IN : s - 1] for s in starts[1:]])
-    _, (h, c) = module(burn)
-    first_h, first_c = module.initial_state(1)
-    state = (torch.cat([first_h, h], dim=1), torch.cat([first_c, c], dim=1))
-    x = torch.stack([t[s - 1 : s - 1 + length] for s in starts])
-    y = torch.stack([t[s : s + length] for s in starts])
+    total_scored = sum(len(s.ids) - s.start for s in segments)
+    if total_scored == 0:
+        return math.nan
+    length = max(4 * BURN_IN, -(-total_scored // PARALLEL_STREAMS))
+    stretches = []  # (ids, first scored position, end)
+    for seg in segments:
+        for a in range(seg.start, len(seg.ids), length):
+            stretches.append((seg.ids, a, min(a + length, len(seg.ids))))
     total = 0.0
-    for a in range(0, length, 2048):
+    h0, c0 = module.initial_state(1)
+    states, inputs, targets = [], [], []
+    by_context: dict[int, list] = {}
+    for ids, a, b in stretches:
+        by_context.setdefault(min(BURN_IN, a), []).append((ids, a, b))
+    for context, group in by_context.items():
+        if context == 0:  # the first character of a document: predicted from the start state
+            firsts = torch.as_tensor(np.array([ids[a] for ids, a, _ in group], dtype=np.int64))
+            logits = module.first_logits()[None].expand(len(group), -1).float()
+            total += F.cross_entropy(logits, firsts.to(device), reduction="sum").item()
+            for ids, a, b in group:
+                states.append((h0, c0))
+                inputs.append(ids[a : b - 1])
+                targets.append(ids[a + 1 : b])
+            continue
+        if context > 1:
+            burn = np.stack([ids[a - context : a - 1] for ids, a, _ in group]).astype(np.int64)
+            _, (h, c) = module(torch.as_tensor(burn, device=device))
+        else:
+            h, c = (s.expand(-1, len(group), -1) for s in (h0, c0))
+        for i, (ids, a, b) in enumerate(group):
+            states.append((h[:, i : i + 1], c[:, i : i + 1]))
+            inputs.append(ids[a - 1 : b - 1])
+            targets.append(ids[a:b])
+    longest = max(len(x) for x in inputs)
+    x = torch.zeros(len(inputs), longest, dtype=torch.long)
+    y = torch.full((len(inputs), longest), -100, dtype=torch.long)
+    for i, (inp, tgt) in enumerate(zip(inputs, targets, strict=True)):
+        x[i, : len(inp)] = torch.as_tensor(inp.astype(np.int64))
+        y[i, : len(tgt)] = torch.as_tensor(tgt.astype(np.int64))
+    x, y = x.to(device), y.to(device)
+    state = tuple(torch.cat([s[k] for s in states], dim=1).contiguous() for k in (0, 1))
+    for a in range(0, longest, 2048):
         logits, state = module(x[:, a : a + 2048], state)
         total += F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]).float(),
             y[:, a : a + 2048].reshape(-1),
             reduction="sum",
+            ignore_index=-100,
         ).item()
-    tail_start = starts[-1] + length
-    if tail_start < n:  # the few characters left over continue the last stretch
-        last = (state[0][:, -1:].contiguous(), state[1][:, -1:].contiguous())
-        logits, _ = module(t[tail_start - 1 : n - 1][None], last)
-        total += F.cross_entropy(logits[0].float(), t[tail_start:n], reduction="sum").item()
-    return total / (n - 1)
+    return total / total_scored
 
 
 def evaluate_text(model: Model, text: str) -> EvalResult:

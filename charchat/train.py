@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
@@ -25,9 +26,9 @@ from charchat.checkpoint import (
     read_checkpoint_meta,
     save_checkpoint,
 )
-from charchat.corpus import Batches, Corpus, read_text
+from charchat.corpus import Batches, Corpus
 from charchat.errors import CharchatError
-from charchat.evaluate import parallel_nats_per_char
+from charchat.evaluate import held_out_nats_per_char
 from charchat.model import CharLSTM
 from charchat.modelfile import Model, ModelConfig, save_model
 from charchat.probe import autocast
@@ -39,6 +40,7 @@ from charchat.recipe import (
     training_card,
 )
 from charchat.samples import sample_prompt, temperature_samples
+from charchat.textfiles import EncodedText, read_corpus
 
 NONFINITE_ROLLBACK_AFTER = 3
 
@@ -60,12 +62,14 @@ class Progress:
 
 class Trainer:
     def __init__(self, text, corpus_name, out, model_config, cfg, on_event=lambda event: None):
+        """text: a string, or the EncodedText of a corpus read with textfiles.read_corpus."""
         cfg.check()
         model_config.check()
         self.cfg, self.model_config, self.on_event = cfg, model_config, on_event
         self.out = Path(out)
-        self.prompt = sample_prompt(text)
-        self.corpus = Corpus.from_text(text, corpus_name, cfg.val_fraction, cfg.val_pieces)
+        encoded = EncodedText.from_text(text, corpus_name) if isinstance(text, str) else text
+        self.prompt = sample_prompt(encoded.text(0, 4000))
+        self.corpus = Corpus.from_encoded(encoded, cfg.val_fraction, cfg.val_pieces)
         self.batches = Batches(self.corpus.train, cfg.batch_size, cfg.seq_len, cfg.seed)
         self.device = pick_device(cfg.device)
         if cfg.threads is not None:
@@ -87,6 +91,7 @@ class Trainer:
         self.hidden = None
         self.average: AveragedModel | None = None  # running mean of the weights
         self._stop_requested = False
+        self._round_seconds = 0.0  # the last validation, checkpoint and samples took this long
         self.plan: dict | None = None  # the budget plan this run follows, for the card
         self.last_good = InMemorySnapshot(self.module, self.optimizer)
 
@@ -100,9 +105,11 @@ class Trainer:
         return self.cfg.lr_at(step, self.progress.schedule_steps) * self.progress.lr_scale
 
     def _fit_schedule_to_budget(self, seconds_per_step: float, remaining: float) -> None:
-        """Fit the cosine to the time left; recorded in checkpoints, so resume stays exact."""
+        """Fit the cosine to the time left, the validation rounds to come and the final one
+        included; recorded in checkpoints, so resume stays exact."""
         p = self.progress
-        affordable = int(0.95 * remaining / seconds_per_step) + p.step
+        per_step = seconds_per_step + self._round_seconds / self.cfg.eval_every
+        affordable = int(0.95 * (remaining - self._round_seconds) / per_step) + p.step
         p.schedule_steps = max(p.step + 1, min(self.total_steps, affordable))
         self.on_event({"kind": "schedule", "steps": p.schedule_steps})
 
@@ -206,9 +213,7 @@ class Trainer:
     # -------------------------------------------------------- validation
 
     def _validation_nats(self, module: torch.nn.Module) -> float:
-        if len(self.corpus.val) < 2:
-            return math.nan
-        return parallel_nats_per_char(module, self.corpus.val, self.device)
+        return held_out_nats_per_char(module, self.corpus.val, self.device)
 
     def validate(self) -> float:
         """Score the weights and, while averaging, the averaged weights; keep the better."""
@@ -224,7 +229,7 @@ class Trainer:
         if math.isfinite(better) and better < p.best_val:
             p.best_val = better
             save_model(self.model_file(module), self.out)
-        elif len(self.corpus.val) < 2 and p.step > 0:  # nothing held out: keep the latest
+        elif not self.corpus.val and p.step > 0:  # nothing held out: keep the latest
             save_model(self.model_file(), self.out)
         event = {"kind": "val", "step": p.step, "val_nats": val, "average_nats": averaged}
         self.on_event({**event, "best_nats": p.best_val})
@@ -264,8 +269,8 @@ class Trainer:
                 p.epoch, p.batch = p.epoch + 1, 0
                 self.hidden = None
             x_np, y_np = self.batches.window(p.epoch, p.batch)
-            x = torch.from_numpy(x_np).to(self.device)
-            y = torch.from_numpy(y_np).to(self.device)
+            x = torch.from_numpy(x_np.astype(np.int64)).to(self.device)
+            y = torch.from_numpy(y_np.astype(np.int64)).to(self.device)
             if calibrate_at is not None and p.step == first_step + 2:
                 calibration_clock = (time.perf_counter(), p.step)
             loss = self._train_step(x, y)
@@ -293,8 +298,10 @@ class Trainer:
                     t0, s0 = round_clock
                     per_step = (time.perf_counter() - t0) / max(1, p.step - s0)
                     self._fit_schedule_to_budget(per_step, budget - (time.perf_counter() - started))
+                round_started = time.perf_counter()
                 self._checkpoint_round()
                 round_clock = (time.perf_counter(), p.step)
+                self._round_seconds = round_clock[0] - round_started
         if p.step == 0:
             raise CharchatError(
                 "the time budget ran out before the first step; nothing was saved "
@@ -318,20 +325,21 @@ class Trainer:
 
 
 def make_trainer(
-    corpus_path: Path,
+    corpus_paths: Path | list[Path],
     out: Path,
     model_config: ModelConfig | None,
     cfg: TrainConfig,
     resume: bool = False,
     on_event=lambda event: None,
-    text: str | None = None,
+    text: EncodedText | None = None,
 ) -> Trainer:
     """A trainer for a text file; with resume, set up to continue the run checkpointed for out.
 
     On resume the run's own settings come from the checkpoint (only the time budget, device
     and threads may change); a different architecture or corpus is refused.
     """
-    text = read_text(corpus_path) if text is None else text
+    paths = [corpus_paths] if isinstance(corpus_paths, (str, Path)) else corpus_paths
+    text = read_corpus(paths) if text is None else text
     if resume:
         meta = read_checkpoint_meta(checkpoint_path(Path(out)))
         saved_arch = ModelConfig(**meta["identity"]["model_config"])
@@ -349,4 +357,4 @@ def make_trainer(
             precision=cfg.precision,
         )
     config = model_config or PRESETS["medium"]
-    return Trainer(text, Path(corpus_path).name, out, config, cfg, on_event)
+    return Trainer(text, text.name, out, config, cfg, on_event)

@@ -64,21 +64,20 @@ def choose_recipe(
         config = model_config_for(preset, arch_overrides) if explicit_arch or not resume else None
         return config, TrainConfig(**given), None
     device = pick_device(given.get("device", "auto"))
-    measured = probe(len(set(text)), device, precision, given.get("threads"))
+    vocab_size = len(text.vocab)
+    measured = probe(vocab_size, device, precision, given.get("threads"))
     given |= {"precision": measured.precision, "threads": measured.threads}
     if not planning:
         config = model_config_for(preset, arch_overrides) if explicit_arch or not resume else None
         return config, TrainConfig(**given), None
+    speeds = measured.speeds(vocab_size, device)
     left = given["minutes"] * 60 - (time.monotonic() - launched)
     if left < 1:
         raise CharchatError(
             f"--minutes {given['minutes']:g} is spent before training could start "
             f"(reading the text and measuring this machine took {time.monotonic() - launched:.0f} s)"
         )
-    vocab_size = len(set(text))
-    speeds = measured.speeds(vocab_size, device)
-    left = given["minutes"] * 60 - (time.monotonic() - launched)
-    plan = plan_for(left, len(text), speeds, measured.precision, measured.threads)
+    plan = plan_for(left, len(text.ids), speeds, measured.precision, measured.threads)
     sized = {k: v for k, v in arch_overrides.items() if v is not None}
     base = PRESETS[preset] if preset_given else plan.model  # flags override the plan
     config = replace(base, **sized)
@@ -208,7 +207,7 @@ def stop_on_signals(request_stop):
 
 
 def run_training(
-    corpus: Path,
+    corpus: Path | list[Path],
     name: str | None,
     out: Path | None,
     preset: str,
@@ -219,7 +218,8 @@ def run_training(
     argv: list[str],
 ) -> int:
     launched = time.monotonic()
-    path = output_path(corpus, name, out)
+    corpus = [corpus] if isinstance(corpus, (str, Path)) else list(corpus)
+    path = output_path(Path(corpus[0]).resolve(), name, out)
     if path.is_dir():
         raise CharchatError(f"{path} is a directory; give a file path with --out")
     check_writable(path.parent)
@@ -232,11 +232,11 @@ def run_training(
 
 
 def _run_locked(corpus, path, preset, arch_overrides, train_options, resume, argv, launched):
-    from charchat.corpus import read_text
     from charchat.recipe import TrainingInterrupted
+    from charchat.textfiles import read_corpus
     from charchat.train import make_trainer
 
-    text = read_text(corpus)
+    text = read_corpus(corpus)
     given = {k: v for k, v in train_options.items() if v is not None}
     explicit_arch = any(v is not None for v in arch_overrides.values()) or "--preset" in argv
     config, cfg, plan = choose_recipe(

@@ -101,10 +101,12 @@ def test_a_spread_validation_sample_leaves_the_end_of_the_text_to_learn():
     text = "".join(chr(97 + i % 26) for i in range(100_000))
     spread = Corpus.from_text(text, "t", 0.02, pieces=16)
     end = Corpus.from_text(text, "t", 0.02)
-    assert len(spread.val) == 16 * (2000 // 16) and len(spread.train) + len(spread.val) == 100_000
+    assert spread.val_chars == 16 * (2000 // 16) and spread.chars == 100_000
     ids = np.array(spread.vocab.encode_known(text))
     assert np.array_equal(spread.train[-100:], ids[-100:])  # the end is learnt
-    assert np.array_equal(end.val, ids[-2000:])  # with one piece, the end is held out
+    assert len(end.val) == 1 and np.array_equal(
+        end.val[0].scored, ids[-2000:]
+    )  # one piece: the end
     assert plan_for(300, SHAKESPEARE, SPEEDS).train["val_pieces"] == 16
 
 
