@@ -36,8 +36,10 @@ def save_checkpoint(
     average: AveragedModel | None,
     hidden: tuple[torch.Tensor, torch.Tensor] | None,
     meta: dict,
+    extra: dict | None = None,
 ) -> None:
-    tensors = {f"model.{k}": v for k, v in numpy_state(module).items()}
+    """extra: more named arrays to keep (other processes' random generators)."""
+    tensors = {f"model.{k}": v for k, v in numpy_state(module).items()} | (extra or {})
     steps = {}
     for index, state in optimizer.state_dict()["state"].items():
         tensors[f"adam.{index}.exp_avg"] = state["exp_avg"].detach().cpu().numpy()
@@ -178,3 +180,11 @@ class OutputLock:
         if self.file is not None:
             self.path.unlink(missing_ok=True)
             self.file.close()
+
+
+def read_checkpoint_array(path: Path, name: str):
+    """One named array of a checkpoint, or None."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as f:
+        return f.get_tensor(name) if name in f.keys() else None  # noqa: SIM118 (no __contains__)

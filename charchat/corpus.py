@@ -118,18 +118,24 @@ class Batches:
 
     Each of `batch_size` streams reads its own stretch of the text in order, so the hidden
     state can carry from one window to the next. Each epoch starts at an offset fixed by
-    (seed, epoch), so the window boundaries move from pass to pass.
+    (seed, epoch), so the window boundaries move from pass to pass. With several processes
+    (`world`), the text is cut into batch_size x world streams and each process reads its own.
     """
 
-    def __init__(self, train: np.ndarray, batch_size: int, seq_len: int, seed: int):
-        needed = batch_size * (seq_len + 1) + seq_len
+    def __init__(
+        self, train: np.ndarray, batch_size: int, seq_len: int, seed: int, rank=0, world=1
+    ):
+        streams = batch_size * world
+        needed = streams * (seq_len + 1) + seq_len
         if len(train) < needed:
             raise CharchatError(
                 f"the corpus is too short: its training part has {len(train)} characters, and "
                 f"--batch-size {batch_size} with --seq-len {seq_len} needs at least {needed}"
+                + (f" ({world} processes)" if world > 1 else "")
             )
         self.train, self.batch_size, self.seq_len, self.seed = train, batch_size, seq_len, seed
-        self.per_epoch = (len(train) - seq_len - 1) // batch_size // seq_len
+        self.streams, self.rows = streams, slice(rank * batch_size, (rank + 1) * batch_size)
+        self.per_epoch = (len(train) - seq_len - 1) // streams // seq_len
         self._epoch = -1
 
     def window(self, epoch: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -137,9 +143,9 @@ class Batches:
         if epoch != self._epoch:
             offset = int(np.random.default_rng([self.seed, epoch]).integers(0, self.seq_len))
             length = self.per_epoch * self.seq_len
-            span = self.train[offset : offset + self.batch_size * length + 1]
-            self._x = span[:-1].reshape(self.batch_size, length)
-            self._y = span[1:].reshape(self.batch_size, length)
+            span = self.train[offset : offset + self.streams * length + 1]
+            self._x = span[:-1].reshape(self.streams, length)[self.rows]
+            self._y = span[1:].reshape(self.streams, length)[self.rows]
             self._epoch = epoch
         a = batch * self.seq_len
         return self._x[:, a : a + self.seq_len], self._y[:, a : a + self.seq_len]

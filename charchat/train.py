@@ -23,10 +23,12 @@ from charchat.checkpoint import (
     checkpoint_path,
     load_checkpoint,
     numpy_state,
+    read_checkpoint_array,
     read_checkpoint_meta,
     save_checkpoint,
 )
 from charchat.corpus import Batches, Corpus
+from charchat.distributed import ALONE, World
 from charchat.errors import CharchatError
 from charchat.evaluate import held_out_nats_per_char
 from charchat.model import CharLSTM
@@ -43,6 +45,8 @@ from charchat.samples import sample_prompt, temperature_samples
 from charchat.textfiles import EncodedText, read_corpus
 
 NONFINITE_ROLLBACK_AFTER = 3
+
+STOP_BUDGET_SPENT, STOP_ASKED = 1, 2
 
 
 @dataclass
@@ -61,21 +65,33 @@ class Progress:
 
 
 class Trainer:
-    def __init__(self, text, corpus_name, out, model_config, cfg, on_event=lambda event: None):
-        """text: a string, or the EncodedText of a corpus read with textfiles.read_corpus."""
+    def __init__(
+        self, text, corpus_name, out, model_config, cfg, on_event=lambda e: None, world=ALONE
+    ):
+        """text: a string, or the EncodedText of a corpus read with textfiles.read_corpus.
+        world: the processes of a torchrun launch; only the main one reports events."""
         cfg.check()
         model_config.check()
-        self.cfg, self.model_config, self.on_event = cfg, model_config, on_event
+        self.cfg, self.model_config, self.world = cfg, model_config, world
+        self.on_event = on_event if world.main else (lambda event: None)
         self.out = Path(out)
         encoded = EncodedText.from_text(text, corpus_name) if isinstance(text, str) else text
         self.prompt = sample_prompt(encoded.text(0, 4000))
         self.corpus = Corpus.from_encoded(encoded, cfg.val_fraction, cfg.val_pieces)
-        self.batches = Batches(self.corpus.train, cfg.batch_size, cfg.seq_len, cfg.seed)
+        self.batches = Batches(
+            self.corpus.train, cfg.batch_size, cfg.seq_len, cfg.seed, world.rank, world.size
+        )
         self.device = pick_device(cfg.device)
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.module = CharLSTM(len(self.corpus.vocab), model_config).to(self.device)
+        self.net = self.module  # what the training step calls: the module, or its DDP wrapper
+        if world.size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.net = DistributedDataParallel(self.module)  # starts from the main's weights
+            torch.manual_seed(cfg.seed + world.rank)  # each process its own dropout masks
         matrices = {n for n, p in self.module.named_parameters() if p.dim() == 2}
         matrices -= {"embedding.weight", "initial_h", "initial_c"}
         groups = [
@@ -91,6 +107,7 @@ class Trainer:
         self.hidden = None
         self.average: AveragedModel | None = None  # running mean of the weights
         self._stop_requested = False
+        self.replica_digest = None  # at the end of a run of several processes
         self._round_seconds = 0.0  # the last validation, checkpoint and samples took this long
         self.plan: dict | None = None  # the budget plan this run follows, for the card
         self.last_good = InMemorySnapshot(self.module, self.optimizer)
@@ -110,7 +127,7 @@ class Trainer:
         p = self.progress
         per_step = seconds_per_step + self._round_seconds / self.cfg.eval_every
         affordable = int(0.95 * (remaining - self._round_seconds) / per_step) + p.step
-        p.schedule_steps = max(p.step + 1, min(self.total_steps, affordable))
+        p.schedule_steps = self.world.from_main(max(p.step + 1, min(self.total_steps, affordable)))
         self.on_event({"kind": "schedule", "steps": p.schedule_steps})
 
     # -------------------------------------------------------- files
@@ -125,7 +142,9 @@ class Trainer:
             str(self.device),
             int(self.average.n_averaged) if averaged else 0,
             self.plan,
-        )
+        ) | {"world_size": self.world.size}
+        if self.replica_digest:
+            card["weights_sha256_on_every_process"] = self.replica_digest
         tensors = numpy_state(module or self.module)
         return Model(self.corpus.vocab, self.model_config, tensors, card)
 
@@ -141,27 +160,50 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> None:
+        """Written by the main process, with every process's random generator and state."""
+        rngs_and_states = self.world.gather((torch.get_rng_state().numpy(), self.hidden))
+        if not self.world.main:
+            return
         meta = {
             "identity": self.identity(),
             "train_config": asdict(self.cfg),
             "progress": asdict(self.progress),
+            "world_size": self.world.size,
         }
+        hidden = self.hidden
+        if self.world.size > 1 and all(h is not None for _, h in rngs_and_states):
+            hidden = tuple(torch.cat([h[k] for _, h in rngs_and_states], dim=1) for k in (0, 1))
+        extra = {f"rng.torch.rank{r}": rng for r, (rng, _) in enumerate(rngs_and_states) if r}
         save_checkpoint(
             checkpoint_path(self.out),
             self.module,
             self.optimizer,
             self.average,
-            self.hidden,
+            hidden,
             meta,
+            extra,
         )
 
     def load_checkpoint(self) -> None:
+        """With as many processes as the checkpoint's run: exactly where it stopped. With
+        another number, the streams are cut anew and start from the learned initial state."""
         path = checkpoint_path(self.out)
         check_identity(read_checkpoint_meta(path), self.identity())
         meta, self.average, self.hidden = load_checkpoint(
             path, self.module, self.optimizer, self.device
         )
         self.progress = Progress(**meta["progress"])
+        rank, size = self.world.rank, self.world.size
+        if meta.get("world_size", 1) != size:
+            self.hidden = None
+            torch.manual_seed(self.cfg.seed + 7919 * self.progress.step + rank)
+        elif size > 1:
+            if rank:
+                rng = read_checkpoint_array(path, f"rng.torch.rank{rank}")
+                torch.set_rng_state(torch.from_numpy(rng))
+            if self.hidden is not None:
+                rows = self.batches.rows
+                self.hidden = tuple(h[:, rows].contiguous() for h in self.hidden)
         self.on_event({"kind": "resumed", "step": self.progress.step})
 
     # -------------------------------------------------------- one step
@@ -178,7 +220,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.progress.step)
         with autocast(self.device, self.cfg.precision):
-            logits, hidden = self.module(x, self._restart_some_streams(self.hidden))
+            logits, hidden = self.net(x, self._restart_some_streams(self.hidden))
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -260,10 +302,14 @@ class Trainer:
         calibration_clock = None
         round_clock = (time.perf_counter(), p.step)
         while p.step < p.schedule_steps:
-            if self._stop_requested:
+            stop = STOP_ASKED if self._stop_requested else 0
+            if budget is not None and time.perf_counter() - started >= budget:
+                stop = max(stop, STOP_BUDGET_SPENT)
+            stop = self.world.largest(stop)  # one process stopping stops them all, together
+            if stop == STOP_ASKED:
                 self.save_checkpoint()
                 raise TrainingInterrupted(f"interrupted at step {p.step}; checkpoint saved")
-            if budget is not None and time.perf_counter() - started >= budget:
+            if stop == STOP_BUDGET_SPENT:
                 break
             if p.batch >= self.batches.per_epoch:
                 p.epoch, p.batch = p.epoch + 1, 0
@@ -286,7 +332,7 @@ class Trainer:
                 continue
             consecutive_bad = 0
             p.step += 1
-            p.chars_seen += cfg.batch_size * cfg.seq_len
+            p.chars_seen += cfg.batch_size * cfg.seq_len * self.world.size
             self._update_average()
             self.on_event({"kind": "step", "step": p.step, "loss": loss, "progress": p})
             if p.step == calibrate_at and calibration_clock:
@@ -311,10 +357,15 @@ class Trainer:
         return self.model_file()
 
     def _checkpoint_round(self, final: bool = False) -> None:
-        self.validate()
+        if final and self.world.size > 1:
+            self.replica_digest = self.world.same_weights(self.module)
+        if self.world.main:
+            self.validate()
         self.last_good = InMemorySnapshot(self.module, self.optimizer)
         self.save_checkpoint()
         rounds = self.progress.step // self.cfg.eval_every
+        if not self.world.main:
+            return
         if final or rounds % self.cfg.sample_every == 1 or self.cfg.sample_every == 1:
             samples = temperature_samples(
                 self.model_file(), self.prompt, self.cfg.sample_length, self.cfg.seed
@@ -332,6 +383,7 @@ def make_trainer(
     resume: bool = False,
     on_event=lambda event: None,
     text: EncodedText | None = None,
+    world: World = ALONE,
 ) -> Trainer:
     """A trainer for a text file; with resume, set up to continue the run checkpointed for out.
 
@@ -357,4 +409,4 @@ def make_trainer(
             precision=cfg.precision,
         )
     config = model_config or PRESETS["medium"]
-    return Trainer(text, text.name, out, config, cfg, on_event)
+    return Trainer(text, text.name, out, config, cfg, on_event, world)

@@ -104,7 +104,7 @@ def bits(nats: float) -> str:
 class TrainingView:
     """Turns training events into a progress bar and sample blocks on stderr."""
 
-    def __init__(self):
+    def __init__(self, quiet: bool = False):
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.console = stderr_console()
@@ -118,6 +118,7 @@ class TrainingView:
             TimeRemainingColumn(),
             console=self.console,
             transient=False,
+            disable=quiet,
         )
         self.task = None
         self.last_time = None
@@ -217,47 +218,71 @@ def run_training(
     force: bool,
     argv: list[str],
 ) -> int:
+    """Train; under torchrun, as one of several processes of which the first prints and writes."""
+    from charchat.distributed import leave, world_from_environment
+
     launched = time.monotonic()
     corpus = [corpus] if isinstance(corpus, (str, Path)) else list(corpus)
     path = output_path(Path(corpus[0]).resolve(), name, out)
-    if path.is_dir():
-        raise CharchatError(f"{path} is a directory; give a file path with --out")
-    check_writable(path.parent)
-    with OutputLock(path):
-        if path.exists() and not (force or resume):
-            raise CharchatError(f"{path} already holds a model; use --force to overwrite it")
-        return _run_locked(
-            corpus, path, preset, arch_overrides, train_options, resume, argv, launched
-        )
+    world = world_from_environment(train_options.get("device") or "auto")
+    try:
+        if not world.main:
+            return _run_locked(
+                corpus, path, preset, arch_overrides, train_options, resume, argv, launched, world
+            )
+        if path.is_dir():
+            raise CharchatError(f"{path} is a directory; give a file path with --out")
+        check_writable(path.parent)
+        with OutputLock(path):
+            if path.exists() and not (force or resume):
+                raise CharchatError(f"{path} already holds a model; use --force to overwrite it")
+            return _run_locked(
+                corpus, path, preset, arch_overrides, train_options, resume, argv, launched, world
+            )
+    finally:
+        leave(world)
 
 
-def _run_locked(corpus, path, preset, arch_overrides, train_options, resume, argv, launched):
+def _run_locked(corpus, path, preset, arch_overrides, train_options, resume, argv, launched, world):
     from charchat.recipe import TrainingInterrupted
     from charchat.textfiles import read_corpus
     from charchat.train import make_trainer
 
-    text = read_corpus(corpus)
+    text = read_corpus(corpus) if world.main else None
+    world.from_main(None)  # the others read after the main, from the ids it cached
+    text = text or read_corpus(corpus)
     given = {k: v for k, v in train_options.items() if v is not None}
+    if world.size > 1 and "threads" not in given:
+        given["threads"] = max(1, (os.cpu_count() or 1) // world.local_size)
     explicit_arch = any(v is not None for v in arch_overrides.values()) or "--preset" in argv
-    config, cfg, plan = choose_recipe(
-        text, preset, arch_overrides, given, explicit_arch, "--preset" in argv, resume, launched
-    )
-    with TrainingView() as view:
-        trainer = make_trainer(corpus, path, config, cfg, resume, on_event=view, text=text)
+    recipe = None
+    if world.main:
+        recipe = choose_recipe(
+            text, preset, arch_overrides, given, explicit_arch, "--preset" in argv, resume, launched
+        )
+    config, cfg, plan = world.from_main(recipe)
+    with TrainingView(quiet=not world.main) as view:
+        trainer = make_trainer(
+            corpus, path, config, cfg, resume, on_event=view, text=text, world=world
+        )
         trainer.plan = plan
         try:
             with stop_on_signals(trainer.request_stop):
                 model = trainer.run(resume=resume)
         except TrainingInterrupted as e:
             view.progress.stop()
-            again = " ".join(shlex.quote(a) for a in ["charchat", *argv] if a != "--resume")
-            sys.stderr.write(f"charchat: {e}; resume with: {again} --resume\n")
+            if world.main:
+                again = " ".join(shlex.quote(a) for a in ["charchat", *argv] if a != "--resume")
+                sys.stderr.write(f"charchat: {e}; resume with: {again} --resume\n")
             return 130
+    if not world.main:
+        return 0
     card = model.card
     bpc = card.get("best_val_bits_per_char")
     sys.stderr.write(
         f"saved {path} ({card['steps']} steps, {card['chars_trained_on']:,} characters, "
         f"{card['train_seconds']:.0f} s"
+        + (f", {world.size} processes" if world.size > 1 else "")
         + (f", best validation {bpc:.4f} bits/char" if bpc is not None else "")
         + ")\n"
     )
