@@ -40,6 +40,7 @@ class Precision(str, Enum):
     auto = "auto"
     fp32 = "fp32"
     bf16 = "bf16"
+    fp16 = "fp16"
 
 
 class Device(str, Enum):
@@ -217,7 +218,8 @@ def train(
     precision: Precision = typer.Option(
         Precision.auto,
         "--precision",
-        help="Forward pass in fp32 or bf16 (fp32 weights); auto: what measures faster here.",
+        help="Forward pass in fp32, bf16 or fp16 (fp16 with loss scaling; fp32 weights either way); "
+        "auto: what measures faster here.",
     ),
     seed: int = typer.Option(1234, "--seed", help="Random seed."),
     device: Device = typer.Option(Device.auto, "--device", help="Where to train."),

@@ -20,8 +20,16 @@ BF16_MUST_WIN_BY = 1.1  # below this, noise: keep fp32
 
 
 def autocast(device: torch.device, precision: str):
-    """bf16 autocast for the forward pass; the weights and optimizer stay fp32."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    """bf16 or fp16 autocast for the forward pass; the weights and optimizer stay fp32."""
+    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype, enabled=precision in ("bf16", "fp16"))
+
+
+def half_precision_for(device: torch.device) -> str:
+    """The reduced precision worth measuring here: bf16, or fp16 on GPUs without bf16."""
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return "fp16"
+    return "bf16"
 
 
 def available_cores() -> int:
@@ -98,7 +106,7 @@ def probe(
     seq: int = 64,
 ) -> Measured:
     """The fastest precision and thread count for training here, within what was asked."""
-    precisions = ["fp32", "bf16"] if precision == "auto" else [precision]
+    precisions = ["fp32", half_precision_for(device)] if precision == "auto" else [precision]
     if device.type != "cpu":
         thread_counts: list[int | None] = [None]
     elif threads is not None:
@@ -116,7 +124,7 @@ def probe(
                 continue
     fp32 = {k: v for k, v in table.items() if k[0] == "fp32"}
     best = max(table, key=table.get)
-    if best[0] == "bf16" and fp32 and table[best] < BF16_MUST_WIN_BY * max(fp32.values()):
+    if best[0] != "fp32" and fp32 and table[best] < BF16_MUST_WIN_BY * max(fp32.values()):
         best = max(fp32, key=fp32.get)
     if best[1] is not None:
         torch.set_num_threads(best[1])

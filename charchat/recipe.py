@@ -31,7 +31,7 @@ class TrainConfig:
     val_pieces: int = 1  # ...from the end (1), or in this many stretches spread over the text
     seed: int = 1234
     device: str = "auto"
-    precision: str = "fp32"  # of the forward pass: fp32, or bf16 autocast (fp32 weights)
+    precision: str = "fp32"  # of the forward pass: fp32, or bf16/fp16 autocast (fp32 weights)
     warmup_steps: int = 100
     min_lr_ratio: float = 0.05  # the cosine decays to this fraction of lr
     clip: float = 1.0  # gradient norm clipping
@@ -69,8 +69,8 @@ class TrainConfig:
             raise CharchatError("the restart share must be from 0 to 1")
         if not (math.isfinite(self.clip) and self.clip > 0):
             raise CharchatError("the gradient clip must be a finite number above 0")
-        if self.precision not in ("fp32", "bf16"):
-            raise CharchatError("--precision must be auto, fp32 or bf16")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise CharchatError("--precision must be auto, fp32, bf16 or fp16")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise CharchatError("--device must be auto, cpu, cuda or mps")
 
@@ -106,6 +106,14 @@ def pick_device(name: str):
     ):
         raise CharchatError("--device mps asked for, but it is not available")
     return torch.device(name)
+
+
+def check_precision(precision: str, device) -> None:
+    if precision == "fp16" and device.type != "cuda":
+        raise CharchatError(
+            f"--precision fp16 needs a CUDA GPU (torch's {device.type} LSTM has no fp16); "
+            "use bf16 or fp32"
+        )
 
 
 def training_card(cfg, corpus, progress: dict, device: str, averaged_steps: int, plan) -> dict:

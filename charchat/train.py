@@ -38,6 +38,7 @@ from charchat.recipe import (
     PRESETS,
     TrainConfig,
     TrainingInterrupted,
+    check_precision,
     pick_device,
     training_card,
 )
@@ -82,6 +83,7 @@ class Trainer:
             self.corpus.train, cfg.batch_size, cfg.seq_len, cfg.seed, world.rank, world.size
         )
         self.device = pick_device(cfg.device)
+        check_precision(cfg.precision, self.device)
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
@@ -101,6 +103,8 @@ class Trainer:
         for name, p in self.module.named_parameters():
             groups[name not in matrices]["params"].append(p)
         self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
+        # fp16 gradients underflow without loss scaling; bf16 and fp32 need none
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
         total = max(1, int(cfg.schedule_epochs * self.batches.per_epoch))
         self.progress = Progress(schedule_steps=total)
         self.total_steps = total
@@ -169,6 +173,7 @@ class Trainer:
             "train_config": asdict(self.cfg),
             "progress": asdict(self.progress),
             "world_size": self.world.size,
+            "grad_scaler": self.scaler.state_dict(),
         }
         hidden = self.hidden
         if self.world.size > 1 and all(h is not None for _, h in rngs_and_states):
@@ -193,6 +198,8 @@ class Trainer:
             path, self.module, self.optimizer, self.device
         )
         self.progress = Progress(**meta["progress"])
+        if meta.get("grad_scaler"):
+            self.scaler.load_state_dict(meta["grad_scaler"])
         rank, size = self.world.rank, self.world.size
         if meta.get("world_size", 1) != size:
             self.hidden = None
@@ -223,14 +230,26 @@ class Trainer:
             logits, hidden = self.net(x, self._restart_some_streams(self.hidden))
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.cfg.clip)
+        if self.scaler.is_enabled() and torch.isfinite(loss) and not torch.isfinite(norm):
+            self.scaler.step(self.optimizer)  # skips the step and lowers the scale: routine
+            self.scaler.update()
+            return float(loss.item())
         if not (torch.isfinite(loss) and torch.isfinite(norm)):
             self.optimizer.zero_grad(set_to_none=True)
             return None
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.hidden = (hidden[0].detach().float(), hidden[1].detach().float())
         return float(loss.item())
+
+    def _to_device(self, ids: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(ids.astype(np.int64))
+        if self.device.type == "cuda":
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t
 
     def _restart_some_streams(self, hidden):
         """Start a random share of the streams afresh from the learned initial state, so that
@@ -315,8 +334,7 @@ class Trainer:
                 p.epoch, p.batch = p.epoch + 1, 0
                 self.hidden = None
             x_np, y_np = self.batches.window(p.epoch, p.batch)
-            x = torch.from_numpy(x_np.astype(np.int64)).to(self.device)
-            y = torch.from_numpy(y_np.astype(np.int64)).to(self.device)
+            x, y = (self._to_device(a) for a in (x_np, y_np))
             if calibrate_at is not None and p.step == first_step + 2:
                 calibration_clock = (time.perf_counter(), p.step)
             loss = self._train_step(x, y)

@@ -52,7 +52,7 @@ def choose_recipe(
     """
     from charchat.plan import plan_for
     from charchat.probe import probe
-    from charchat.recipe import PRESETS, TrainConfig, pick_device
+    from charchat.recipe import PRESETS, TrainConfig, check_precision, pick_device
 
     TrainConfig(**{**given, "precision": "fp32"}).check()  # bad numbers fail before probing
     precision = given.pop("precision", "auto")
@@ -64,6 +64,7 @@ def choose_recipe(
         config = model_config_for(preset, arch_overrides) if explicit_arch or not resume else None
         return config, TrainConfig(**given), None
     device = pick_device(given.get("device", "auto"))
+    check_precision(precision, device)
     vocab_size = len(text.vocab)
     measured = probe(vocab_size, device, precision, given.get("threads"))
     given |= {"precision": measured.precision, "threads": measured.threads}

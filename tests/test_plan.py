@@ -1,15 +1,19 @@
 """The budget planner (a pure function), bf16 training, and the plan on the command line."""
 
+import math
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from conftest import TEXT
 
+from charchat.errors import CharchatError
 from charchat.modelfile import ModelConfig, load_model
 from charchat.plan import VAL_CHARS, plan_for
+from charchat.probe import half_precision_for
 from charchat.recipe import TrainConfig
 from charchat.train import Trainer
 
@@ -76,6 +80,53 @@ def test_bf16_tracks_fp32_loss():
     assert fp32[-1] < fp32[0] - 0.5 and bf16[-1] < bf16[0] - 0.5  # both learn
     # Stated tolerance: the mean loss of the last five steps within 0.05 nats.
     assert abs(sum(fp32[-5:]) - sum(bf16[-5:])) / 5 < 0.05
+
+
+def test_loss_scaling_skips_overflowing_steps_and_still_learns(monkeypatch):
+    """fp16 runs only on CUDA; the scaled step itself is checked here with fp32 compute."""
+    torch.manual_seed(0)
+    plain = losses("fp32")
+    real_init = Trainer.__init__
+    trainers = []
+
+    def scaled(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        self.scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+        overflows = iter(range(3))  # the first three backward passes overflow, as fp16 would
+        self.module.head.weight.register_hook(
+            lambda g: g * math.inf if next(overflows, None) is not None else g
+        )
+        trainers.append(self)
+
+    monkeypatch.setattr(Trainer, "__init__", scaled)
+    torch.manual_seed(0)
+    with_scaling = losses("fp32")
+    trainer = trainers[0]
+    assert len(with_scaling) == len(plain) > 20
+    assert trainer.scaler.get_scale() == 1024.0 / 2**3  # lowered once per overflow
+    assert trainer.progress.skipped_steps == 0  # routine for fp16, not a bad step
+    assert abs(sum(plain[-5:]) - sum(with_scaling[-5:])) / 5 < 0.1
+
+
+def test_fp16_is_refused_without_a_gpu():
+    cfg = TrainConfig(seq_len=16, batch_size=4, precision="fp16", device="cpu")
+    with pytest.raises(CharchatError, match="fp16 needs a CUDA GPU"):
+        Trainer(TEXT, "c.txt", "/dev/null", ModelConfig(1, 32, 8, 0.0), cfg)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_model_trained_on_a_gpu_samples_on_the_cpu(tmp_path):
+    from charchat.engine import Engine
+
+    cfg = TrainConfig(seq_len=16, batch_size=4, epochs=1, eval_every=10, device="cuda")
+    cfg = replace(cfg, precision=half_precision_for(torch.device("cuda")))
+    out = tmp_path / "m.safetensors"
+    Trainer(TEXT, "c.txt", out, ModelConfig(1, 32, 8, 0.0), cfg).run()
+    model = load_model(out)
+    assert model.card["device"].startswith("cuda")
+    engine = Engine(model)
+    engine.feed_many(model.vocab.encode_known(TEXT[:50]))
+    assert np.isfinite(engine.logits()).all()  # read on the CPU, no conversion
 
 
 def test_the_plan_is_printed_and_kept_in_the_card(tmp_path):
