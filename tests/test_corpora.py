@@ -54,34 +54,40 @@ def test_several_files_and_a_folder_make_one_corpus(tmp_path):
         read_corpus([tmp_path / "empty"])
 
 
-def test_large_corpora_are_encoded_once_and_memory_mapped(tmp_path, monkeypatch):
+@pytest.fixture
+def cached(tmp_path, monkeypatch):
+    """A text every read of which goes through the cache; (its path, the first read)."""
     monkeypatch.setattr(textfiles, "CACHE_FROM_BYTES", 0)
     monkeypatch.setenv("CHARCHAT_CACHE", str(tmp_path / "cache"))
     (tmp_path / "a.txt").write_text("some text to learn from\n" * 50)
-    first = read_corpus([tmp_path / "a.txt"])
+    return tmp_path / "a.txt", read_corpus([tmp_path / "a.txt"])
+
+
+def test_large_corpora_are_encoded_once_and_memory_mapped(tmp_path, monkeypatch, cached):
+    path, first = cached
     assert len(list((tmp_path / "cache" / "corpora").glob("*.ids"))) == 1
 
     def no_decoding(path):
         raise AssertionError("read the text again")
 
     monkeypatch.setattr(textfiles, "_decoded_chunks", no_decoding)
-    again = read_corpus([tmp_path / "a.txt"])
+    again = read_corpus([path])
     assert isinstance(again.ids, np.memmap) and np.array_equal(again.ids, first.ids)
     assert again.vocab.chars == first.vocab.chars and again.sha256 == first.sha256
-    (tmp_path / "a.txt").write_text("other text\n" * 50)  # new content, new key
+    path.write_text("other text\n" * 50)  # new content, new key
     with pytest.raises(AssertionError, match="read the text again"):
-        read_corpus([tmp_path / "a.txt"])
+        read_corpus([path])
 
 
-def test_a_damaged_cache_entry_is_encoded_afresh(tmp_path, monkeypatch):
-    monkeypatch.setattr(textfiles, "CACHE_FROM_BYTES", 0)
-    monkeypatch.setenv("CHARCHAT_CACHE", str(tmp_path / "cache"))
-    (tmp_path / "a.txt").write_text("some text to learn from\n" * 50)
-    first = read_corpus([tmp_path / "a.txt"])
+def test_a_damaged_cache_entry_is_encoded_afresh(tmp_path, cached):
+    path, first = cached
     for meta in (tmp_path / "cache" / "corpora").glob("*.json"):
         meta.write_text("{not json")
-    again = read_corpus([tmp_path / "a.txt"])
-    assert np.array_equal(again.ids, first.ids)
+    again = read_corpus([path])
+    assert np.array_equal(again.ids, first.ids) and isinstance(again.ids, np.memmap)
+    assert all(
+        m.read_text().startswith('{"') for m in (tmp_path / "cache" / "corpora").glob("*.json")
+    )
 
 
 def test_validation_never_reads_across_a_file_boundary(tmp_path):
