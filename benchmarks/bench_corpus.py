@@ -32,8 +32,47 @@ from charchat.modelfile import load_model
 
 def word_salad(chars: int, seed: int = 0) -> str:
     rng = random.Random(seed)
-    words = ["the", "of", "and", "to", "in", "that", "it", "is", "was", "he", "for", "on", "are", "as", "with", "his", "they", "at", "be", "this"]
-    words += ["from", "have", "or", "one", "had", "by", "word", "but", "not", "what", "all", "were", "we", "when", "your", "can", "said"]
+    words = [
+        "the",
+        "of",
+        "and",
+        "to",
+        "in",
+        "that",
+        "it",
+        "is",
+        "was",
+        "he",
+        "for",
+        "on",
+        "are",
+        "as",
+        "with",
+        "his",
+        "they",
+        "at",
+        "be",
+        "this",
+    ]
+    words += [
+        "from",
+        "have",
+        "or",
+        "one",
+        "had",
+        "by",
+        "word",
+        "but",
+        "not",
+        "what",
+        "all",
+        "were",
+        "we",
+        "when",
+        "your",
+        "can",
+        "said",
+    ]
     out, n = [], 0
     while n < chars:
         line = " ".join(rng.choice(words) for _ in range(rng.randint(4, 14))) + ".\n"
@@ -81,7 +120,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50, 200])
     parser.add_argument("--minutes", type=float, default=0.5)
     parser.add_argument("--source", type=Path, help="text to repeat (default: word salad)")
-    parser.add_argument("--steps-epochs", type=float, default=0.06, help="passes for the throughput run")
+    parser.add_argument(
+        "--steps-epochs", type=float, default=0.06, help="passes for the throughput run"
+    )
     args = parser.parse_args()
     source = args.source.read_text(encoding="utf-8") if args.source else word_salad(2_000_000)
     charchat = [sys.executable, "-m", "charchat"]

@@ -145,6 +145,7 @@ def training_card(cfg, corpus, progress: dict, device: str, averaged_steps: int,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "train_config": asdict(cfg),
         "val_curve": [list(row) for row in progress["history"]],  # step, s, bits, averaged bits
+        "train_curve": [list(row) for row in progress.get("train_curve", [])],  # step, s, bits
         "averaged_over_steps": averaged_steps,
     }
     if plan:

@@ -63,6 +63,10 @@ class Progress:
     lr_scale: float = 1.0  # halved on each roll-back after non-finite steps
     # [step, elapsed s, val bits/char, val bits/char of the averaged weights or None]
     history: list = field(default_factory=list)
+    # [step, elapsed s, mean training loss in bits/char since the row before] (this process's)
+    train_curve: list = field(default_factory=list)
+    loss_sum: float = 0.0  # nats, over the steps since the last row of train_curve
+    loss_steps: int = 0
 
 
 class Trainer:
@@ -350,6 +354,7 @@ class Trainer:
                 continue
             consecutive_bad = 0
             p.step += 1
+            p.loss_sum, p.loss_steps = p.loss_sum + loss, p.loss_steps + 1
             p.chars_seen += cfg.batch_size * cfg.seq_len * self.world.size
             self._update_average()
             self.on_event({"kind": "step", "step": p.step, "loss": loss, "progress": p})
@@ -375,6 +380,11 @@ class Trainer:
         return self.model_file()
 
     def _checkpoint_round(self, final: bool = False) -> None:
+        p = self.progress
+        if p.loss_steps:
+            mean_bits = p.loss_sum / p.loss_steps / math.log(2)
+            p.train_curve.append([p.step, round(p.elapsed, 1), round(mean_bits, 5)])
+            p.loss_sum, p.loss_steps = 0.0, 0
         if final and self.world.size > 1:
             self.replica_digest = self.world.same_weights(self.module)
         if self.world.main:

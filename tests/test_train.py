@@ -175,6 +175,9 @@ def test_training_writes_a_loadable_model_with_a_card(tmp_path):
     card = saved.card
     assert card["corpus"] == "corpus.txt" and len(card["corpus_sha256"]) == 64
     assert card["steps"] > 0 and card["chars_trained_on"] == card["steps"] * 64
+    train_curve = card["train_curve"]  # mean training loss between validations
+    assert [row[0] for row in train_curve] == [row[0] for row in card["val_curve"]]
+    assert train_curve[-1][2] < train_curve[0][2]
     assert card["best_val_bits_per_char"] < math.log2(len(saved.vocab))
     for key in ("train_seconds", "device", "torch_version", "charchat_version", "date"):
         assert key in card
