@@ -200,6 +200,17 @@ def train(
         "--epochs",
         help="Passes over the training text [default: 20, or what fits --minutes].",
     ),
+    steps: int | None = typer.Option(
+        None, "--steps", help="Optimizer steps in the schedule, instead of --epochs."
+    ),
+    warmup_steps: int | None = typer.Option(
+        None, "--warmup-steps", help="Steps of linear warm-up [default: planned, or 100]."
+    ),
+    min_lr_ratio: float | None = typer.Option(
+        None,
+        "--min-lr-ratio",
+        help="The cosine ends at this fraction of --lr [default: planned, or 0.05].",
+    ),
     minutes: float | None = typer.Option(
         None,
         "--minutes",
@@ -249,6 +260,9 @@ def train(
                 "lr": lr,
                 "weight_decay": weight_decay,
                 "epochs": epochs,
+                "steps": steps,
+                "warmup_steps": warmup_steps,
+                "min_lr_ratio": min_lr_ratio,
                 "minutes": minutes,
                 "average_from": average_from,
                 "threads": threads,

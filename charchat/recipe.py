@@ -25,6 +25,7 @@ class TrainConfig:
     lr: float = 2e-3  # peak learning rate
     weight_decay: float = 0.05  # AdamW decay on weight matrices
     epochs: float | None = None  # the schedule's length in passes; default: 20, or the budget's
+    steps: int | None = None  # ...or in optimizer steps (a recipe replayed on other text)
     minutes: float | None = None  # wall-clock budget; the schedule is fitted to it
     threads: int | None = None  # torch CPU threads; default: torch's own choice
     val_fraction: float = 0.1  # held out for validation...
@@ -44,7 +45,7 @@ class TrainConfig:
     def check(self) -> None:
         """Every number finite and in range, before anything runs."""
         whole = {"seq_len": self.seq_len, "batch_size": self.batch_size}
-        whole |= {"eval_every": self.eval_every, "threads": self.threads}
+        whole |= {"eval_every": self.eval_every, "threads": self.threads, "steps": self.steps}
         for name, value in whole.items():
             if value is not None and not (isinstance(value, int) and 0 < value <= 1_000_000):
                 raise CharchatError(f"--{name.replace('_', '-')} must be a whole number above 0")
@@ -52,6 +53,12 @@ class TrainConfig:
         for name, value in above_zero.items():
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise CharchatError(f"--{name} must be a finite number above 0, not {value}")
+        if self.steps is not None and self.epochs is not None:
+            raise CharchatError("give --steps or --epochs, not both")
+        if not (isinstance(self.warmup_steps, int) and 0 <= self.warmup_steps <= 1_000_000):
+            raise CharchatError("--warmup-steps must be a whole number, 0 or more")
+        if not (math.isfinite(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1):
+            raise CharchatError("--min-lr-ratio must be between 0 and 1")
         if self.minutes is not None and self.minutes * 60 < MIN_BUDGET_SECONDS:
             raise CharchatError(
                 f"--minutes {self.minutes:g} is too short to take a step; give at least "

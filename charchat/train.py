@@ -109,7 +109,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
         # fp16 gradients underflow without loss scaling; bf16 and fp32 need none
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
-        total = max(1, int(cfg.schedule_epochs * self.batches.per_epoch))
+        total = cfg.steps or max(1, int(cfg.schedule_epochs * self.batches.per_epoch))
         self.progress = Progress(schedule_steps=total)
         self.total_steps = total
         self.hidden = None

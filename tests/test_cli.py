@@ -137,10 +137,26 @@ def test_bad_corpora(tmp_path, content, message):
     assert not (tmp_path / "m.safetensors").exists()
 
 
-def test_directory_as_corpus(tmp_path):
-    result = charchat("train", str(tmp_path), "--out", str(tmp_path / "m.safetensors"))
+def test_an_empty_folder_as_corpus(tmp_path):
+    (tmp_path / "texts").mkdir()
+    result = charchat("train", str(tmp_path / "texts"), "--out", str(tmp_path / "m.safetensors"))
     no_traceback_one_line(result)
-    assert b"directory" in result.stderr
+    assert b"holds no files" in result.stderr
+
+
+def test_a_recipe_replayed_by_steps(tmp_path, corpus_file):
+    out = tmp_path / "m.safetensors"
+    fast = TRAIN_FAST[:-2]  # without --epochs
+    args = ["--steps", "7", "--warmup-steps", "2", "--min-lr-ratio", "0.2", "--val-fraction", "0"]
+    result = charchat("train", str(corpus_file), "--out", str(out), *fast, *args)
+    assert result.returncode == 0, result.stderr
+    card = load_model(out).card
+    assert card["steps"] == 7 and card["train_config"]["warmup_steps"] == 2
+    assert card["train_config"]["min_lr_ratio"] == 0.2 and card["val_fraction"] == 0
+    other = str(tmp_path / "other.safetensors")
+    both = charchat("train", str(corpus_file), "--out", other, "--steps", "7", "--epochs", "1")
+    no_traceback_one_line(both)
+    assert b"not both" in both.stderr
 
 
 def test_unwritable_output(tmp_path, corpus_file):
