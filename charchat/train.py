@@ -294,8 +294,9 @@ class Trainer:
         if math.isfinite(better) and better < p.best_val:
             p.best_val = better
             save_model(self.model_file(module), self.out)
-        elif not self.corpus.val and p.step > 0:  # nothing held out: keep the latest
-            save_model(self.model_file(), self.out)
+        elif not self.corpus.val and p.step > 0:  # nothing held out: keep the latest...
+            module = self.average.module if self.average is not None else None
+            save_model(self.model_file(module), self.out)  # ...or the mean, if asked for one
         event = {"kind": "val", "step": p.step, "val_nats": val, "average_nats": averaged}
         self.on_event({**event, "best_nats": p.best_val})
         return val

@@ -136,6 +136,16 @@ def test_the_better_of_raw_and_averaged_weights_is_saved(tmp_path):
     assert saved.bits_per_char == pytest.approx(card["best_val_bits_per_char"], abs=0.05)
 
 
+def test_with_nothing_held_out_averaging_saves_the_mean(tmp_path):
+    cfg = replace(AVERAGING, val_fraction=0.0)
+    trainer = Trainer(TEXT, "c.txt", tmp_path / "m.safetensors", TINY, cfg)
+    trainer.run()
+    saved = load_model(tmp_path / "m.safetensors")
+    assert saved.card["averaged_over_steps"] > 0
+    mean = trainer.average.module.state_dict()
+    assert all(np.array_equal(saved.tensors[k], mean[k].numpy()) for k in saved.tensors)
+
+
 def test_resume_with_averaging_continues_bit_for_bit(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
