@@ -304,6 +304,30 @@ def evaluate(
     )
 
 
+@app.command("novelty")
+def novelty(
+    model: str = typer.Argument(..., help="Model name or path."),
+    corpus: Path = typer.Argument(..., help="The text it learnt from (UTF-8)."),
+    temps: list[float] = typer.Option(
+        [0.5, 1.0], "--temp", help="Temperatures to sample at (repeatable)."
+    ),
+    length: int = typer.Option(2000, "--length", "-n", help="Characters sampled at each."),
+    min_chars: int = typer.Option(
+        20, "--min", help="A copy is a verbatim stretch of at least this many characters."
+    ),
+    prompt: str = typer.Option("", "--prompt", help="Text read before sampling."),
+    seed: int = typer.Option(1, "--seed", help="Random seed."),
+) -> None:
+    """How much of what a model writes occurs verbatim in the text it learnt from."""
+    try:
+        from charchat.novelty import report
+
+        lines = report(model, corpus, temps, length, min_chars, prompt, seed)
+    except CharchatError as e:
+        fail(str(e))
+    sys.stdout.write("".join(line + "\n" for line in lines))
+
+
 @app.command()
 def models() -> None:
     """List the bundled and user models."""

@@ -79,6 +79,26 @@ def _stop(arg: str) -> str | None:
     return unescape(arg)
 
 
+def _novelty(arg: str) -> tuple[str, Any]:
+    from charchat.novelty import MIN_CHARS_RANGE
+
+    action, _, rest = arg.strip().partition(" ")
+    if action == "on":
+        return "on", rest.strip() or None
+    if action == "off" and not rest:
+        return "off", None
+    low, high = MIN_CHARS_RANGE
+    try:
+        n = int(action)
+    except ValueError:
+        n = None
+    if n is None or rest or not low <= n <= high:
+        raise CommandError(
+            f"say /novelty on [CORPUS], /novelty off, or /novelty N (N from {low} to {high})"
+        )
+    return "min", n
+
+
 def _temperatures(arg: str) -> list[float] | None:
     if not arg:
         return None
@@ -176,6 +196,14 @@ COMMANDS: tuple[Command, ...] = (
         "colour every character by how surprising it was to the model",
         _on_off,
         aliases=("colour",),
+    ),
+    Command(
+        "novelty",
+        "on [CORPUS]|off|N",
+        "underline what the model writes that occurs verbatim in its training text (stretches "
+        "of N or more characters, default 20; the text is found from the model card, or give "
+        "its path); the status bar shows the longest copy of the last turn",
+        _novelty,
     ),
     Command("reset", "", "empty transcript, back to the model's starting state", _none),
     Command("undo", "", "back to the state before the last turn", _none),

@@ -29,6 +29,7 @@ class Generated:
     char: str
     probability: float  # of this character under the model (T = 1)
     entropy: float  # bits, of the distribution it was drawn from
+    copied: bool = False  # in a stretch found verbatim in the training text (/novelty on)
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,7 @@ def stdout_console():
 USER = "\x1b[1m"
 MODEL = "\x1b[36m"
 DIM = "\x1b[2m"
+UNDERLINE = "\x1b[4m"  # generated text found verbatim in the training text
 ERROR = "\x1b[31m"
 REVERSE = "\x1b[7m"
 RESET = "\x1b[0m"
@@ -181,6 +182,8 @@ def status_text(session, width: int | None = None) -> str:
     parts.append(f"{session.transcript_length:,} chars")
     if session.last_entropy is not None:
         parts.append(f"H {session.last_entropy:.2f} bits")
+    if session.novelty is not None:
+        parts.append(f"longest copy {session.novelty.turn_longest}")
     parts.append(f"pace {session.speed:g}/s" if session.speed else "unpaced")
     if session.last_speed:
         parts.append(f"engine {session.last_speed:,.0f} chars/s")
@@ -309,7 +312,7 @@ class Renderer:
     def _generated(self, event) -> None:
         surprise = surprise_bits(event.probability)
         code = surprise_colour(surprise) if self.surprise_colours else MODEL
-        self.stream_char(code, visible_char(event.char))
+        self.stream_char(code + (UNDERLINE if event.copied else ""), visible_char(event.char))
         self.wrote_text = True
 
     def end_turn(self, stopped: bool = False) -> None:

@@ -61,6 +61,7 @@ class Session:
         self.last_speed: float | None = None  # the engine's own characters a second
         self.stop_requested = False
         self._ngrams: NGramIndex | None = None  # of the transcript, while norepeat is on
+        self.novelty = None  # a novelty.NoveltyWatch, while /novelty is on
 
     @property
     def transcript(self) -> str:
@@ -129,6 +130,8 @@ class Session:
             self._transcript.append(piece)
             if self._ngrams is not None:
                 self._ngrams.extend(piece)
+            if self.novelty is not None:
+                self.novelty.follow(chunk)
             yield start + len(chunk)
 
     def generate(self, length: float) -> Iterator:
@@ -137,6 +140,8 @@ class Session:
         busy = 0.0  # seconds spent computing, not waiting for the consumer
         tail = self._stop_tail()
         ngrams = self._ngram_index()
+        if self.novelty is not None:
+            self.novelty.start_turn()
         while done < length and not self.stop_requested:
             started = time.perf_counter()
             settings = self.settings  # read every step: it may change mid-stream
@@ -147,12 +152,12 @@ class Session:
             logits = self.engine.logits()
             index, logprob, self.last_entropy = next_char(logits, settings, self.rng, banned)
             char = vocab.chars[index]
-            self._wrote(index, char, ngrams)
+            copied = self._wrote(index, char, ngrams)
             done += 1
             busy += time.perf_counter() - started
             if done % 16 == 0:
                 self.last_speed = done / busy
-            yield Generated(char, math.exp(logprob), self.last_entropy)
+            yield Generated(char, math.exp(logprob), self.last_entropy, copied)
             if self.stops:
                 tail = (tail + char)[-max(map(len, self.stops)) :]
                 if stop_hit(tail, self.stops):
@@ -160,6 +165,7 @@ class Session:
         if done and busy > 0:
             self.last_speed = done / busy
         yield TurnDone(done, busy)
+        yield from self._copy_note()
         if forced:
             yield Info(
                 f"norepeat: {forced} times every character would have repeated a "
@@ -175,22 +181,46 @@ class Session:
         ngrams = self._ngram_index()
         seconds = time.perf_counter() - started
         done = 0
+        if self.novelty is not None:
+            self.novelty.start_turn()
         for index in ids:
             logprob = float(log_softmax(self.engine.logits())[index])
             char = self.model.vocab.chars[index]
-            self._wrote(index, char, ngrams)
+            copied = self._wrote(index, char, ngrams)
             done += 1
             self.last_entropy = 0.0  # nothing was drawn: the choice was certain
-            yield Generated(char, math.exp(logprob), 0.0)
+            yield Generated(char, math.exp(logprob), 0.0, copied)
             if self.stop_requested:
                 break
         yield TurnDone(done, seconds)
+        yield from self._copy_note()
 
-    def _wrote(self, index: int, char: str, ngrams) -> None:
+    def _copy_note(self) -> list:
+        watch = self.novelty
+        if watch is None or watch.turn_longest < watch.min_chars:
+            return []
+        return [
+            Info(
+                f"novelty: the longest copy this turn is {watch.turn_longest} characters "
+                f"found verbatim in {watch.corpus}"
+            )
+        ]
+
+    def _wrote(self, index: int, char: str, ngrams) -> bool:
+        """Feed what the model wrote; whether it lies in a verbatim copy (/novelty on)."""
         self.engine.feed(index)
         self._transcript.append(char)
         if ngrams is not None:
             ngrams.extend(char)
+        return self.novelty is not None and self.novelty.wrote(index)
+
+    def _follow_transcript(self) -> None:
+        """After the transcript was cut or replaced: novelty follows its new end."""
+        if self.novelty is not None:
+            from charchat.novelty import FOLLOW_TAIL
+
+            tail = self._transcript.tail(FOLLOW_TAIL)
+            self.novelty.follow(self.model.vocab.encode(tail).ids)
 
     def _stop_tail(self) -> str:
         """The end of the transcript a stop string could begin in (one short of the longest)."""
@@ -277,6 +307,7 @@ class Session:
         self._transcript = Transcript()
         self._ngrams = None
         self.turns.clear()
+        self._follow_transcript()
         return Info("transcript cleared; back to the model's starting state")
 
     def _cmd_undo(self, _):
@@ -294,7 +325,9 @@ class Session:
         self.turns.pop()
         self.engine.restore(turn.snapshot)
         self._ngrams = None
-        return len(self._transcript) - turn.transcript_length
+        removed = len(self._transcript) - turn.transcript_length
+        self._follow_transcript()
+        return removed
 
     def _cmd_regen(self, _):
         """The last turn again from the state before it, with fresh random numbers."""
@@ -312,14 +345,17 @@ class Session:
         model = load_model(resolve_model(name))  # CharchatError leaves the session as it was
         if self.stop_requested:
             return Info("/model stopped; still on " + self.model.name)
+        watching = self.novelty is not None
         self.switch_model(model)
-        return Info(f"switched to {self.model_summary()}; transcript restarted")
+        note = "; novelty off (it was for the other model's text)" if watching else ""
+        return Info(f"switched to {self.model_summary()}; transcript restarted{note}")
 
     def switch_model(self, model: Model) -> None:
         self.model = model
         self.engine = Engine(model)
         self._transcript = Transcript()
         self._ngrams = None
+        self.novelty = None
         self.turns.clear()
 
     def _cmd_info(self, _):
@@ -348,8 +384,45 @@ class Session:
                 raise CommandError(f"/session: {e}") from None
             return Info(f"session saved to {path} ({len(self._transcript):,} characters)")
         sessionfile.restore(self, sessionfile.read_session(Path(filename)), filename, reread)
+        self._follow_transcript()
         how = "its transcript read into this model" if reread else "continuing exactly"
         return Info(f"session loaded from {filename}: {len(self._transcript):,} characters, {how}")
+
+    def _cmd_novelty(self, value):
+        action, argument = value
+        if action == "off":
+            self.novelty = None
+            return Info("novelty off")
+        if action == "min":
+            if self.novelty is None:
+                raise CommandError("/novelty: turn it on first (/novelty on [CORPUS])")
+            self.novelty.min_chars = argument
+            return Info(f"novelty: copies of {argument} or more characters are underlined")
+        return self._novelty_on(argument)
+
+    def _novelty_on(self, corpus: str | None) -> Info:
+        from charchat.corpus import read_text
+        from charchat.novelty import NoveltyWatch, TextIndex, find_corpus, novelty_cache
+
+        try:
+            if corpus:
+                path = Path(corpus).expanduser()
+            else:
+                path = find_corpus(self.model.card, self.model.path)
+            text = read_text(path, purpose="novelty")
+            index = TextIndex.build(text, self.model.vocab, novelty_cache())
+        except CharchatError as e:
+            raise CommandError(f"/novelty: {e}") from None
+        min_chars = self.novelty.min_chars if self.novelty else None
+        self.novelty = NoveltyWatch(index, path.name)
+        if min_chars:
+            self.novelty.min_chars = min_chars
+        self._follow_transcript()
+        return Info(
+            f"novelty on: what the model writes is looked up in {path.name} "
+            f"({len(index):,} characters); copies of {self.novelty.min_chars} or more "
+            "characters are underlined"
+        )
 
     def _cmd_help(self, name):
         return Info(commands.help_text(name))

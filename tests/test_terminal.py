@@ -138,3 +138,28 @@ def test_pace_endless_writing_and_keys_in_a_terminal(tiny_model_path):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0 and "Traceback" not in child.before
+
+
+def test_novelty_underlines_copies_and_the_status_bar_counts_them(tmp_path):
+    from charchat.events import Generated
+    from charchat.session import Session
+    from charchat.settings import Settings
+
+    model = random_model()
+    session = Session(model, Settings(mode="greedy"), length=200)
+    corpus = tmp_path / "own.txt"
+    corpus.write_text("".join(e.char for e in session.turn("") if isinstance(e, Generated)))
+    path = save_model(model, tmp_path / "m.safetensors")
+    child = spawn(path, "-n", "80", "--mode", "greedy", env={"CHARCHAT_CACHE": str(tmp_path)})
+    child.send(f"/novelty on {corpus}\r")
+    child.expect("novelty on")
+    child.expect("›")
+    child.send("\r")  # continue from the start: the model writes its own greedy text again
+    child.expect(r"\x1b\[4m")  # copied characters underlined
+    child.expect(r"longest copy [2-9]\d")  # the status bar counts the copy as it grows
+    child.expect(r"longest copy this turn is (\d+) characters")
+    assert child.match.group(1) == "80", child.before[-300:]
+    child.expect("›")
+    child.send("\x04")
+    child.expect(pexpect.EOF)
+    assert "Traceback" not in child.before
