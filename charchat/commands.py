@@ -99,6 +99,20 @@ def _novelty(arg: str) -> tuple[str, Any]:
     return "min", n
 
 
+def _cells(arg: str) -> tuple[str, Any]:
+    words = arg.split()
+    if words == ["off"]:
+        return "off", None
+    if len(words) >= 2 and words[0] == "find":
+        return "find", arg.split(None, 1)[1].strip()
+    if len(words) == 2 and all(w.isdigit() for w in words):
+        return "show", (int(words[0]), int(words[1]))
+    raise CommandError(
+        "say /cells LAYER CELL, /cells find FEATURE (quote, line, paren, word or a regular "
+        "expression) or /cells off"
+    )
+
+
 def _temperatures(arg: str) -> list[float] | None:
     if not arg:
         return None
@@ -196,6 +210,13 @@ COMMANDS: tuple[Command, ...] = (
         "colour every character by how surprising it was to the model",
         _on_off,
         aliases=("colour",),
+    ),
+    Command(
+        "cells",
+        "L C|find FEATURE|off",
+        "colour the text by one LSTM cell's activation (layer L, cell C, from 1); find ranks "
+        "the cells that best track quote, line, paren, word or a regular expression",
+        _cells,
     ),
     Command(
         "novelty",

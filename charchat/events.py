@@ -14,6 +14,7 @@ class PromptRead:
     mapped: dict  # character typed -> what was read instead
     dropped: list  # characters with no stand-in, left out
     surprisal: list | None = None  # bits per prompt character, when colouring by surprise
+    cells: list | None = None  # the watched cell's activation after each character
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Generated:
     probability: float  # of this character under the model (T = 1)
     entropy: float  # bits, of the distribution it was drawn from
     copied: bool = False  # in a stretch found verbatim in the training text (/novelty on)
+    cell: float | None = None  # the watched cell's activation after it (/cells L C)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,15 @@ class SurpriseColours:
     """Colouring by surprise was switched on or off."""
 
     on: bool
+
+
+@dataclass(frozen=True)
+class CellStrips:
+    """Cells shown beside a stretch of text, each character coloured by the cell."""
+
+    title: str
+    text: str
+    cells: list  # cells.FoundCell, values aligned with text
 
 
 @dataclass(frozen=True)

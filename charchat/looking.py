@@ -1,4 +1,4 @@
-"""Looking without touching: /probs, /sweep, /score and the model card.
+"""Looking without touching: /probs, /sweep, /score, /cells and the model card.
 
 Each leaves the transcript, the model's state and the random stream exactly as they were,
 also when it is stopped part way (session.request_stop()).
@@ -12,7 +12,8 @@ import numpy as np
 
 from charchat import settings as spec
 from charchat.commands import CommandError
-from charchat.events import Info, ProbRow, Probs, Score, SweepLine
+from charchat.errors import CharchatError
+from charchat.events import CellStrips, Info, ProbRow, Probs, Score, SweepLine
 from charchat.sampling import entropy_bits, kept_mask, log_softmax, next_char, probabilities
 
 LOG2E = 1 / math.log(2)
@@ -95,6 +96,71 @@ def score(session, text: str):
         events.append(
             Info(f"/score stopped after {len(bits):,} of {len(encoded.ids):,} characters")
         )
+    return events
+
+
+STUDY_MOST = 4000  # characters of the transcript /cells find studies
+STUDY_LEAST = 400  # below this, it studies a sample of the model's own writing instead
+SAMPLE_CHARS = 2000
+
+
+def _text_to_study(session) -> tuple[str, str]:
+    transcript = session.transcript
+    if len(transcript) >= STUDY_LEAST:
+        text = transcript[-STUDY_MOST:]
+        return text, f"the last {len(text):,} characters of the transcript"
+    engine, rng = session.engine, np.random.default_rng(0)
+    settings = session.settings.with_(temperature=0.8, mode="sample")
+    start = engine.snapshot()
+    written = []
+    try:
+        engine.reset()
+        for _ in range(SAMPLE_CHARS):
+            index, _, _ = next_char(engine.logits(), settings, rng)
+            written.append(index)
+            engine.feed(index)
+    finally:
+        engine.restore(start)
+    text = session.model.vocab.decode(written)
+    return text, f"{SAMPLE_CHARS:,} characters the model wrote from its starting state at T 0.8"
+
+
+def find_cells(session, feature: str) -> CellStrips:
+    """The cells whose activation best tracks a feature of the text; nothing changes."""
+    from charchat import cells
+
+    text, source = _text_to_study(session)
+    try:
+        values = cells.feature_values(feature, text)
+        acts = cells.activations(session.engine, session.model.vocab.encode(text).ids)
+        ranked = cells.rank_cells(acts, values)
+    except CharchatError as e:
+        raise CommandError(f"/cells: {e}") from None
+    window = cells.strip_window(values)
+    found = [
+        cells.FoundCell(layer, cell, r, acts[window, layer - 1, cell - 1])
+        for layer, cell, r in ranked
+    ]
+    what = cells.FEATURES.get(feature, f"matches of {feature!r}")
+    return CellStrips(f"cells tracking {what}, over {source}", text[window], found)
+
+
+def show_cell(session, layer: int, cell: int) -> list:
+    """The end of the transcript coloured by one cell, and what follows will be too."""
+    from charchat import cells
+
+    events = []
+    tail = session.transcript[-cells.STRIP_CHARS :]
+    if tail:
+        acts = cells.activations(session.engine, session.model.vocab.encode(tail).ids)
+        found = cells.FoundCell(layer, cell, math.nan, acts[:, layer - 1, cell - 1])
+        events.append(CellStrips("the end of the transcript, read afresh", tail, [found]))
+    events.append(
+        Info(
+            f"colouring the text by layer {layer} cell {cell}: blue -1, grey 0, red +1 "
+            "(/cells off to stop)"
+        )
+    )
     return events
 
 

@@ -93,6 +93,15 @@ SURPRISE_SCALE = (  # (upper bound in bits, colour, label)
 )
 
 
+CELL_SCALE = (21, 27, 33, 39, 75, 250, 216, 209, 203, 197, 196)  # xterm-256: blue, grey, red
+
+
+def cell_colour(value: float) -> str:
+    """A diverging scale for a cell's activation: blue for -1, grey near 0, red for +1."""
+    index = round((max(-1.0, min(1.0, value)) + 1) / 2 * (len(CELL_SCALE) - 1))
+    return f"\x1b[38;5;{CELL_SCALE[index]}m"
+
+
 def surprise_colour(bits: float) -> str:
     for bound, colour, _ in SURPRISE_SCALE:
         if bits < bound:
@@ -175,6 +184,10 @@ def status_text(session, width: int | None = None) -> str:
     settings = session.settings
     parts = [session.model.name, f"T {settings.temperature:g}", settings.mode_text()]
     parts.append("len ∞" if math.isinf(session.length) else f"len {session.length}")
+    if session.cell is not None:
+        parts.append("cell {}:{} (blue -1, red +1)".format(*session.cell))
+    if session.novelty is not None:
+        parts.append(f"longest copy {session.novelty.turn_longest}")
     if session.stops:
         parts.append(f"stop ×{len(session.stops)}")
     if session.norepeat:
@@ -182,8 +195,6 @@ def status_text(session, width: int | None = None) -> str:
     parts.append(f"{session.transcript_length:,} chars")
     if session.last_entropy is not None:
         parts.append(f"H {session.last_entropy:.2f} bits")
-    if session.novelty is not None:
-        parts.append(f"longest copy {session.novelty.turn_longest}")
     parts.append(f"pace {session.speed:g}/s" if session.speed else "unpaced")
     if session.last_speed:
         parts.append(f"engine {session.last_speed:,.0f} chars/s")
@@ -231,6 +242,7 @@ class Renderer:
             events.Reading: self._reading,
             events.Score: self._score,
             events.SurpriseColours: self._surprise_colours,
+            events.CellStrips: self._cell_strips,
             events.Quit: lambda e: None,
         }
 
@@ -303,7 +315,10 @@ class Renderer:
         if not event.text or not (self.terminal or self.echo):
             return
         self.wrote_text = True
-        if event.surprisal is not None and self.colour:
+        if event.cells is not None and self.colour:
+            for char, value in zip(event.text, event.cells, strict=True):
+                self.stream_char(USER + cell_colour(value), visible_char(char))
+        elif event.surprisal is not None and self.colour:
             for char, bits in zip(event.text, event.surprisal, strict=True):
                 self.stream_char(USER + surprise_colour(bits), visible_char(char))
         else:
@@ -312,6 +327,8 @@ class Renderer:
     def _generated(self, event) -> None:
         surprise = surprise_bits(event.probability)
         code = surprise_colour(surprise) if self.surprise_colours else MODEL
+        if event.cell is not None:
+            code = cell_colour(event.cell)
         self.stream_char(code + (UNDERLINE if event.copied else ""), visible_char(event.char))
         self.wrote_text = True
 
@@ -329,6 +346,16 @@ class Renderer:
         key_width = max(len(k) for k, _ in event.rows)
         for key, value in event.rows:
             self.line(f"{self.style(DIM, key.ljust(key_width))}  {safe_text(value, False)}")
+
+    def _cell_strips(self, event) -> None:
+        """Each cell: its name and correlation, then the text coloured by its activation."""
+        self.line(safe_text(event.title, False), DIM)
+        for found in event.cells:
+            r = "" if math.isnan(found.correlation) else f"  r = {found.correlation:+.2f}"
+            self.line(f"layer {found.layer} cell {found.cell}{r}")
+            for char, value in zip(event.text, found.values, strict=True):
+                self.stream_char(cell_colour(float(value)), visible_char(char, keep_newline=False))
+            self.line("")
 
     def _sweep_line(self, line) -> None:
         self.line(sweep_header(line), DIM)

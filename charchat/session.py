@@ -62,6 +62,7 @@ class Session:
         self.stop_requested = False
         self._ngrams: NGramIndex | None = None  # of the transcript, while norepeat is on
         self.novelty = None  # a novelty.NoveltyWatch, while /novelty is on
+        self.cell: tuple[int, int] | None = None  # (layer, cell) from 1, while /cells shows one
 
     @property
     def transcript(self) -> str:
@@ -101,13 +102,14 @@ class Session:
             encoded = self.model.vocab.encode(prompt)
             read = self.model.vocab.decode(encoded.ids)
             surprisal = [] if self.surprise_colours else None
+            cells = [] if self.cell else None
             done = 0
-            for done in self._read(encoded.ids, read, surprisal):
+            for done in self._read(encoded.ids, read, surprisal, cells):
                 if done < len(read):
                     yield Reading(done, len(read))
                 if self.stop_requested:
                     break
-            yield PromptRead(read[:done], encoded.mapped, encoded.dropped, surprisal)
+            yield PromptRead(read[:done], encoded.mapped, encoded.dropped, surprisal, cells)
             if done < len(read):
                 yield Info(f"stopped after reading {done:,} of {len(read):,} characters")
                 return
@@ -116,16 +118,20 @@ class Session:
         else:
             yield from self.generate(length)
 
-    def _read(self, ids: list[int], text: str, surprisal: list | None):
-        """Feed the prompt a chunk at a time, the transcript keeping pace; yield the count."""
+    def _read(self, ids: list[int], text: str, surprisal: list | None, cells: list | None):
+        """Feed the prompt a chunk at a time, the transcript keeping pace; yield the count.
+        surprisal and cells, when given, get a value per character."""
         for start in range(0, len(ids), PRIME_CHUNK):
             chunk = ids[start : start + PRIME_CHUNK]
-            if surprisal is None:
+            if surprisal is None and cells is None:
                 self.engine.feed_many(chunk)
             else:
                 for i in chunk:
-                    surprisal.append(float(-log_softmax(self.engine.logits())[i] * LOG2E))
+                    if surprisal is not None:
+                        surprisal.append(float(-log_softmax(self.engine.logits())[i] * LOG2E))
                     self.engine.feed(i)
+                    if cells is not None:
+                        cells.append(self._cell_value())
             piece = text[start : start + len(chunk)]
             self._transcript.append(piece)
             if self._ngrams is not None:
@@ -157,7 +163,7 @@ class Session:
             busy += time.perf_counter() - started
             if done % 16 == 0:
                 self.last_speed = done / busy
-            yield Generated(char, math.exp(logprob), self.last_entropy, copied)
+            yield Generated(char, math.exp(logprob), self.last_entropy, copied, self._cell_value())
             if self.stops:
                 tail = (tail + char)[-max(map(len, self.stops)) :]
                 if stop_hit(tail, self.stops):
@@ -189,7 +195,7 @@ class Session:
             copied = self._wrote(index, char, ngrams)
             done += 1
             self.last_entropy = 0.0  # nothing was drawn: the choice was certain
-            yield Generated(char, math.exp(logprob), 0.0, copied)
+            yield Generated(char, math.exp(logprob), 0.0, copied, self._cell_value())
             if self.stop_requested:
                 break
         yield TurnDone(done, seconds)
@@ -213,6 +219,13 @@ class Session:
         if ngrams is not None:
             ngrams.extend(char)
         return self.novelty is not None and self.novelty.wrote(index)
+
+    def _cell_value(self) -> float | None:
+        """The watched cell's activation, tanh(c), in the state now (None: none watched)."""
+        if self.cell is None:
+            return None
+        layer, cell = self.cell
+        return math.tanh(float(self.engine.state[1, layer - 1, cell - 1]))
 
     def _follow_transcript(self) -> None:
         """After the transcript was cut or replaced: novelty follows its new end."""
@@ -356,6 +369,7 @@ class Session:
         self._transcript = Transcript()
         self._ngrams = None
         self.novelty = None
+        self.cell = None
         self.turns.clear()
 
     def _cmd_info(self, _):
@@ -423,6 +437,22 @@ class Session:
             f"({len(index):,} characters); copies of {self.novelty.min_chars} or more "
             "characters are underlined"
         )
+
+    def _cmd_cells(self, value):
+        action, argument = value
+        if action == "off":
+            self.cell = None
+            return Info("cells off")
+        if action == "find":
+            return looking.find_cells(self, argument)
+        layer, cell = argument
+        layers, hidden = self.model.config.layers, self.model.config.hidden
+        if not (1 <= layer <= layers and 1 <= cell <= hidden):
+            raise CommandError(
+                f"/cells: this model has layers 1 to {layers} and cells 1 to {hidden} in each"
+            )
+        self.cell = (layer, cell)
+        return looking.show_cell(self, layer, cell)
 
     def _cmd_help(self, name):
         return Info(commands.help_text(name))

@@ -163,3 +163,20 @@ def test_novelty_underlines_copies_and_the_status_bar_counts_them(tmp_path):
     child.send("\x04")
     child.expect(pexpect.EOF)
     assert "Traceback" not in child.before
+
+
+def test_a_cell_colours_the_text_and_the_status_bar_has_its_legend(tiny_model_path):
+    child = spawn(tiny_model_path, "-n", "40", "--seed", "1")
+    child.send("/cells 2 3\r")
+    child.expect("colouring the text by layer 2 cell 3")
+    child.expect("›")
+    child.send("the will\r")
+    child.expect(r"\x1b\[38;5;\d+m")  # characters in the cell's colour scale
+    child.expect(r"cell 2:3 \(blue -1, red \+1\)")
+    child.expect("›")
+    child.send("/cells find word\r")
+    child.expect(r"layer \d cell \d+  r = [+-]\d\.\d\d")
+    child.expect("›")
+    child.send("\x04")
+    child.expect(pexpect.EOF)
+    assert "Traceback" not in child.before
