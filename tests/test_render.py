@@ -3,10 +3,12 @@
 import dataclasses
 import io
 
+import numpy as np
 import pytest
 
 from charchat import events
-from charchat.render import MODEL, SURPRISE_SCALE, USER, Renderer
+from charchat.cells import FoundCell
+from charchat.render import MODEL, SURPRISE_SCALE, UNDERLINE, USER, Renderer, cell_colour
 
 ALL_EVENTS = [
     events.PromptRead("the\x1bwill", {"é": "e"}, ["😀"], None),
@@ -27,6 +29,8 @@ ALL_EVENTS = [
     events.Score("ab", [0.5, 9.0], 4.75, ["😀"]),
     events.SurpriseColours(True),
     events.SurpriseColours(False),
+    events.CellStrips("cells\x1b", "a\x1bb", [FoundCell(1, 2, 0.5, np.array([0.1, -0.2, 0.9]))]),
+    events.Generated("y", 0.5, 1.0, copied=True, cell=0.3),
     events.Quit(),
 ]
 
@@ -81,7 +85,10 @@ def test_terminal_mode_colours_and_keeps_one_stream():
     legend = [colour for _, colour, _ in SURPRISE_SCALE]
     assert all(colour in out for colour in legend)
     raw = out
+    cell_scale = [cell_colour(v) for v in np.linspace(-1, 1, 41)]
     for code in ("\x1b[0m", "\x1b[1m", "\x1b[2m", "\x1b[7m", "\x1b[2K", MODEL, *legend):
+        raw = raw.replace(code, "")
+    for code in (UNDERLINE, *cell_scale):
         raw = raw.replace(code, "")
     assert "\x1b" not in raw  # every ESC is one of ours
 
