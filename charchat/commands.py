@@ -235,7 +235,13 @@ COMMANDS: tuple[Command, ...] = (
         _required_text("a model name or path"),
     ),
     Command("info", "", "the model card: architecture, vocabulary, training", _none),
-    Command("save", "FILE", "save the transcript as text", _required_text("a file name")),
+    Command(
+        "save",
+        "FILE",
+        "save the transcript as text; FILE.html or FILE.svg: as shown, in colour (the HTML "
+        "shows each character's five likeliest alternatives on hover)",
+        _required_text("a file name"),
+    ),
     Command(
         "session",
         "save|load FILE [reread]",

@@ -381,10 +381,18 @@ class Session:
             raise CommandError(f"/save: {path} is a directory")
         if path.exists():
             raise CommandError(f"/save: {path} exists; choose another name")
+        picture = path.suffix.lower() in (".html", ".htm", ".svg")
         try:
-            atomic_write(path, self.transcript.encode("utf-8"))
+            if picture:
+                from charchat.export import write_picture
+
+                shown = write_picture(self, path)
+            else:
+                atomic_write(path, self.transcript.encode("utf-8"))
         except CharchatError as e:
             raise CommandError(f"/save: {e}") from None
+        if picture:
+            return Info(f"saved the session as shown ({shown:,} characters) to {path}")
         return Info(f"saved {len(self.transcript):,} characters to {path}")
 
     def _cmd_session(self, value):
