@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument(
         "--steps-epochs", type=float, default=0.06, help="passes for the throughput run"
     )
+    parser.add_argument("--parts", nargs="+", default=["memory", "processes"])
     args = parser.parse_args()
     source = args.source.read_text(encoding="utf-8") if args.source else word_salad(2_000_000)
     charchat = [sys.executable, "-m", "charchat"]
@@ -132,7 +133,7 @@ def main() -> None:
         env = {**os.environ, "CHARCHAT_CACHE": str(folder / "cache")}
         print("\n| corpus | run | wall s (budget x 1.1 + 10) | peak memory MB | steps |")
         print("|---:|---|---:|---:|---:|")
-        for size in args.sizes:
+        for size in args.sizes if "memory" in args.parts else []:
             corpus = write_corpus(folder, size, source)
             for label in ("first (reads, encodes, caches)", "again (cached ids)"):
                 out = folder / "m.safetensors"
@@ -146,6 +147,8 @@ def main() -> None:
                     f"| {card['steps']} |"
                 )
             corpus.unlink()
+        if "processes" not in args.parts:
+            return
         corpus = write_corpus(folder, 5, source)
         print("\n| processes | threads each | chars/s of training |")
         print("|---:|---:|---:|")

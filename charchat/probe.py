@@ -17,6 +17,12 @@ from charchat.modelfile import ModelConfig
 
 REFERENCE = ModelConfig(layers=1, hidden=512, embedding=64, dropout=0.0)
 BF16_MUST_WIN_BY = 1.1  # below this, noise: keep fp32
+PROBE_MOST_SECONDS = 8.0  # on a busy machine, what is not measured by then is estimated
+PROBE_SHARE = 0.1  # ...and never more than this share of a time budget
+MEASURE_SECONDS = 0.4  # timed steps per measurement, after one untimed step
+# the 2x512's speed as a share of the 1x512's, for when there is no time to measure it
+# (bf16, two threads, this project's machine: 8,500 against 28,000 chars/s)
+TWO_LAYER_SHARE = 0.3
 
 
 def autocast(device: torch.device, precision: str):
@@ -47,7 +53,10 @@ def chars_per_second(
     precision: str,
     device: torch.device,
     steps: int = 3,
+    seconds: float | None = None,
 ) -> float:
+    """Characters a second of full training steps: `steps` timed steps, or with `seconds`,
+    as many as fit in it (at least one, at most `steps`)."""
     from charchat.model import CharLSTM
 
     generator_state = torch.get_rng_state()
@@ -70,9 +79,13 @@ def chars_per_second(
 
         step()  # the first step allocates and picks kernels
         start = time.perf_counter()
-        for _ in range(steps):
+        done = 0
+        while done < steps:
             step()
-        return steps * batch * seq / (time.perf_counter() - start)
+            done += 1
+            if seconds is not None and time.perf_counter() - start >= seconds:
+                break
+        return done * batch * seq / (time.perf_counter() - start)
     finally:
         torch.set_rng_state(generator_state)  # probing leaves the run's randomness alone
 
@@ -84,16 +97,23 @@ class Measured:
     chars_per_second: float  # of the reference model at that precision and thread count
     table: dict  # "precision/threads" -> chars/s, everything measured
 
-    def speeds(self, vocab_size: int, device: torch.device, batch=32, seq=64) -> dict:
-        """chars/s of each model the planner may choose, at the precision and threads found."""
+    def speeds(
+        self, vocab_size: int, device: torch.device, batch=32, seq=64, deadline=None
+    ) -> dict:
+        """chars/s of each model the planner may choose, at the precision and threads found;
+        past the deadline (time.monotonic()), estimated from the 1x512's."""
         from charchat.plan import CANDIDATES
 
         speeds = {"1x512": self.chars_per_second}
         for name, config in CANDIDATES.items():
-            if name not in speeds:
-                speeds[name] = chars_per_second(
-                    vocab_size, config, batch, seq, self.precision, device
-                )
+            if name in speeds:
+                continue
+            if deadline is not None and time.monotonic() >= deadline:
+                speeds[name] = self.chars_per_second * TWO_LAYER_SHARE
+                continue
+            speeds[name] = chars_per_second(
+                vocab_size, config, batch, seq, self.precision, device, seconds=MEASURE_SECONDS
+            )
         return speeds
 
 
@@ -104,8 +124,12 @@ def probe(
     threads: int | None = None,
     batch: int = 32,
     seq: int = 64,
+    deadline: float | None = None,
 ) -> Measured:
-    """The fastest precision and thread count for training here, within what was asked."""
+    """The fastest precision and thread count for training here, within what was asked.
+
+    One thread first (the safe choice on a busy machine), fp32 before bf16 at each; past
+    the deadline (time.monotonic()), what was measured decides."""
     precisions = ["fp32", half_precision_for(device)] if precision == "auto" else [precision]
     if device.type != "cpu":
         thread_counts: list[int | None] = [None]
@@ -118,8 +142,12 @@ def probe(
         if n is not None:
             torch.set_num_threads(n)
         for p in precisions:
+            if table and deadline is not None and time.monotonic() >= deadline:
+                break
             try:
-                table[(p, n)] = chars_per_second(vocab_size, REFERENCE, batch, seq, p, device)
+                table[(p, n)] = chars_per_second(
+                    vocab_size, REFERENCE, batch, seq, p, device, seconds=MEASURE_SECONDS
+                )
             except RuntimeError:  # this device cannot run bf16
                 continue
     fp32 = {k: v for k, v in table.items() if k[0] == "fp32"}

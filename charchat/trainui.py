@@ -51,7 +51,7 @@ def choose_recipe(
     left to chance are measured.
     """
     from charchat.plan import plan_for
-    from charchat.probe import probe
+    from charchat.probe import PROBE_MOST_SECONDS, PROBE_SHARE, probe
     from charchat.recipe import PRESETS, TrainConfig, check_precision, pick_device
 
     TrainConfig(**{**given, "precision": "fp32"}).check()  # bad numbers fail before probing
@@ -66,12 +66,16 @@ def choose_recipe(
     device = pick_device(given.get("device", "auto"))
     check_precision(precision, device)
     vocab_size = len(text.vocab)
-    measured = probe(vocab_size, device, precision, given.get("threads"))
+    allowance = PROBE_MOST_SECONDS
+    if "minutes" in given:
+        allowance = min(allowance, PROBE_SHARE * given["minutes"] * 60)
+    deadline = time.monotonic() + allowance
+    measured = probe(vocab_size, device, precision, given.get("threads"), deadline=deadline)
     given |= {"precision": measured.precision, "threads": measured.threads}
     if not planning:
         config = model_config_for(preset, arch_overrides) if explicit_arch or not resume else None
         return config, TrainConfig(**given), None
-    speeds = measured.speeds(vocab_size, device)
+    speeds = measured.speeds(vocab_size, device, deadline=deadline)
     left = given["minutes"] * 60 - (time.monotonic() - launched)
     if left < 1:
         raise CharchatError(

@@ -176,3 +176,19 @@ def test_flags_override_the_plan_and_the_line_says_so(tmp_path):
     assert "dropout 0.3" in card["plan"]["line"] and "batch 8x64" in card["plan"]["line"]
     assert card["train_config"]["batch_size"] == 8 and card["train_config"]["lr"] in (3e-3, 4e-3)
     assert card["train_config"]["val_pieces"] == 1 and "10.0 % (the end)" in card["plan"]["line"]
+
+
+def test_a_busy_machine_gets_a_probe_bounded_in_time():
+    import time
+
+    from charchat.probe import TWO_LAYER_SHARE, probe
+
+    before = torch.get_num_threads()
+    try:
+        measured = probe(65, torch.device("cpu"), deadline=time.monotonic())  # already late
+        assert len(measured.table) == 1 and measured.threads == 1  # one thread measured first
+        assert measured.precision == "fp32"
+        speeds = measured.speeds(65, torch.device("cpu"), deadline=time.monotonic())
+        assert speeds["2x512"] == speeds["1x512"] * TWO_LAYER_SHARE  # estimated, not measured
+    finally:
+        torch.set_num_threads(before)
