@@ -17,7 +17,7 @@ import statistics
 import time
 from pathlib import Path
 
-from bench_train import cpu_name
+from machine import cpu_name
 
 from charchat.events import Generated
 from charchat.modelfile import load_model, resolve_model

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_train import cpu_name
+from machine import cpu_name
 
 from charchat.modelfile import load_model
 

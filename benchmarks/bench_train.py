@@ -15,6 +15,7 @@ import argparse
 import statistics
 
 import torch
+from machine import cpu_name
 
 from charchat.modelfile import ModelConfig
 from charchat.probe import available_cores, chars_per_second
@@ -27,16 +28,6 @@ SIZES = {
     "medium preset (2x512)": (PRESETS["medium"], 64, 128),
     "small preset (2x256)": (PRESETS["small"], 64, 128),
 }
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):  # noqa: SIM115
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def main() -> None:
