@@ -29,7 +29,8 @@ def main() -> int:
     validation, training = curves(Path(sys.argv[1]))
     rows: dict[int, list] = {}
     for step, seconds, bpc, *averaged in validation:
-        rows[step] = [seconds, bpc, averaged[0] if averaged and averaged[0] else "", ""]
+        shown = "" if bpc is None or bpc != bpc else bpc  # nothing held out: no figure
+        rows[step] = [seconds, shown, averaged[0] if averaged and averaged[0] else "", ""]
     for step, seconds, train_bits in training:
         rows.setdefault(step, [seconds, "", "", ""])[3] = train_bits
     print(
