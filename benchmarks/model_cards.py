@@ -68,7 +68,7 @@ def card(
         "",
         "```bash",
         tuning_command,
-        f"charchat eval {tuning} {corpus.name} --tail {HELD_OUT}",
+        f"charchat eval {Path(tuning).name} {corpus.name} --tail {HELD_OUT}",
         "```",
         "",
         "| | |",
