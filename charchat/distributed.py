@@ -81,5 +81,7 @@ def world_from_environment(device_kind: str = "cpu") -> World:
 
 
 def leave(world: World) -> None:
+    """Wait for every process (the first may still be writing the model), then part."""
     if world.size > 1 and torch.distributed.is_initialized():
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
