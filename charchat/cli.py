@@ -343,6 +343,8 @@ def models() -> None:
             continue
         card = m.card
         bpc = card.get("best_val_bits_per_char")
+        if bpc is None:  # learnt all its text: its recipe's tuning run was scored instead
+            bpc = card.get("tuning_run", {}).get("held_out_bits_per_char")
         rows.append(
             (
                 name,

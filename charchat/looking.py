@@ -183,6 +183,7 @@ def card_rows(session) -> list:
         ("chars_trained_on", "characters seen"),
         ("steps", "steps"),
         ("best_val_bits_per_char", "validation bits/char"),
+        ("tuning_held_out", "tuning run, held out"),
         ("best_val_nats_per_char", "validation nats/char"),
         ("train_seconds", "training seconds"),
         ("device", "device"),
@@ -193,6 +194,6 @@ def card_rows(session) -> list:
     rows += [
         (label, f"{card[key]:,}" if isinstance(card[key], int) else str(card[key]))
         for key, label in labels
-        if key in card
+        if card.get(key) is not None
     ]
     return rows

@@ -207,3 +207,17 @@ def test_files_without_a_learned_initial_state_still_load(tmp_path):
     del half.tensors["initial_c"]
     with pytest.raises(CharchatError, match="internal"):
         save_model(half, tmp_path / "half.safetensors")
+
+
+def test_a_model_that_learnt_all_its_text_shows_its_tuning_runs_figure():
+    from conftest import random_model
+
+    from charchat.looking import card_rows
+    from charchat.session import Session
+
+    model = random_model()
+    model.card.update(
+        {"best_val_bits_per_char": None, "tuning_held_out": "1.3657 nats/char, 1.9703 bits/char"}
+    )
+    rows = dict(card_rows(Session(model)))
+    assert rows["tuning run, held out"].startswith("1.3657") and "validation bits/char" not in rows
