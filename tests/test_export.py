@@ -7,6 +7,7 @@ from urllib.parse import unquote
 
 import pytest
 from conftest import random_model
+from pngfile import read_png
 
 from charchat.commands import CommandError
 from charchat.session import Session
@@ -54,19 +55,43 @@ BROWSER = next(
 )
 
 
+HEADLESS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
+
+
 @pytest.mark.skipif(BROWSER is None, reason="needs a headless chromium")
 def test_the_html_renders_in_a_real_browser(tmp_path):
     session = session_with_text()
     list(session.handle("/color on"))
-    list(session.handle("/save " + str(tmp_path / "s.html")))
+    page = tmp_path / "s.html"
+    list(session.handle(f"/save {page}"))
+    browser = [BROWSER, *HEADLESS, f"--user-data-dir={tmp_path / 'profile'}"]
+
     dom = subprocess.run(
-        [BROWSER, "--headless", "--no-sandbox", "--dump-dom", (tmp_path / "s.html").as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [*browser, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
     ).stdout
     titles = re.findall(
         r'class="alternatives" title="([^"]*)"|title="([^"]*)" class="alternatives"', dom
     )
     assert len(titles) == len(session.transcript.replace("\n", ""))  # hover text for each
-    assert "color: #" in dom
+    first = next(a or b for a, b in titles).split(" · ")
+    assert len(first) == 5 and all(re.fullmatch(r"\S+ \d+%", a) for a in first)
+
+    shot = tmp_path / "s.png"
+    subprocess.run(
+        [*browser, "--window-size=640,240", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
+    pixels = {bytes(p) for p in read_png(shot)[..., :3].reshape(-1, 3)}
+    colours = set(re.findall(r"color: #([0-9a-f]{6})", page.read_text()))
+    painted = {c for c in colours if bytes.fromhex(c) in pixels} - {"ffffff", "000000"}
+    assert len(painted) >= 2, (colours, painted)  # the surprise colours reach the screen
