@@ -111,7 +111,10 @@ def beam_search(engine, width: int, length: int, tail: str, stops: tuple[str, ..
         if not alive:
             beams = []
             break
-        states, logits = engine.feed_batch(states[parents], np.array(next_ids))
+        rows = sorted(set(parents))  # the beams that have children: their states only
+        where = {row: n for n, row in enumerate(rows)}
+        parents = np.array([where[row] for row in parents])
+        states, logits = engine.feed_batch(states[rows], np.array(next_ids), parents)
         beams, greedy = alive, next_greedy
     best = max(beams + finished, key=lambda b: b[1])
     return best[0], best[1]

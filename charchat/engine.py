@@ -77,7 +77,7 @@ class Engine:
         self._scratch = np.empty(h, dtype=np.float32)
         self._logits = np.empty(len(self.vocab), dtype=np.float32)
         self._logits_valid = False
-        self._w_hh_upper: dict[int, np.ndarray] = {}  # see _recurrent_upper
+        self._halves: dict[tuple[int, int], np.ndarray] = {}  # see _half
 
     # ------------------------------------------------------------ state
 
@@ -166,12 +166,18 @@ class Engine:
 
     def _recurrent_upper(self, layer: int) -> np.ndarray:
         """W_hh of an upper layer as its own contiguous matrix: numpy multiplies the strided
-        half of the fused matrix three times slower. Made on the first long seed, then kept."""
-        if layer not in self._w_hh_upper:
-            self._w_hh_upper[layer] = np.ascontiguousarray(
-                self.w_upper[layer - 1][:, self.hidden :]
-            )
-        return self._w_hh_upper[layer]
+        half of the fused matrix three times slower. Made on first use, then kept."""
+        return self._half(layer, self.hidden, 2 * self.hidden)
+
+    def _input_upper(self, layer: int) -> np.ndarray:
+        """W_ih of an upper layer as its own contiguous matrix (beam search)."""
+        return self._half(layer, 0, self.hidden)
+
+    def _half(self, layer: int, start: int, end: int) -> np.ndarray:
+        key = (layer, start)
+        if key not in self._halves:
+            self._halves[key] = np.ascontiguousarray(self.w_upper[layer - 1][:, start:end])
+        return self._halves[key]
 
     def logits(self) -> np.ndarray:
         """Next-character logits from the current state (a view: copy it to keep it)."""
@@ -181,32 +187,37 @@ class Engine:
             self._logits_valid = True
         return self._logits
 
-    def feed_batch(self, states: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Several states at once (beam search): states (B, 2, layers, hidden), each reading
-        its own character ids[b]; the new states and their next-character logits (B, vocab).
-        Each weight matrix is read once for all B states. The engine's own state is untouched.
-        """
+    def feed_batch(
+        self, states: np.ndarray, ids: np.ndarray, parents: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Several states at once (beam search). Child b reads ids[b] from the state
+        states[parents[b]] (states (P, 2, layers, hidden); parents defaults to one child per
+        state). Returns the children's states and next-character logits (B, vocab); the
+        engine's own state is untouched. Each weight matrix is read once for all states, and
+        a parent's recurrent products are computed once however many children it has."""
         h = self.hidden
-        states = states.astype(np.float32, copy=True)
+        parents = np.arange(len(ids)) if parents is None else np.asarray(parents)
+        states = states.astype(np.float32, copy=False)
+        out = np.empty((len(ids), 2, self.layers, h), dtype=np.float32)
         below = None
         # W @ H.T, not H @ W.T: OpenBLAS multiplies a row-major matrix by a few columns
         # about twice as fast as the transposed way round (measured with 8 states).
         for k in range(self.layers):
             if k == 0:
-                gates = (self.w_first @ states[:, 0, 0].T).T + self.input_table[ids]
+                gates = (self.w_first @ states[:, 0, 0].T).T[parents] + self.input_table[ids]
             else:
-                both = np.concatenate([below, states[:, 0, k]], axis=1)
-                gates = (self.w_upper[k - 1] @ both.T).T + self.b_upper[k - 1]
+                recurrent = (self._recurrent_upper(k) @ states[:, 0, k].T).T[parents]
+                gates = (self._input_upper(k) @ below.T).T + recurrent + self.b_upper[k - 1]
             np.tanh(gates, out=gates)
             sig = gates[:, : 3 * h]
             sig *= 0.5
             sig += 0.5
-            c = states[:, 1, k] * gates[:, h : 2 * h] + gates[:, :h] * gates[:, 3 * h :]
-            states[:, 1, k] = c
-            states[:, 0, k] = np.tanh(c) * gates[:, 2 * h : 3 * h]
-            below = states[:, 0, k]
-        logits = (self.head_w @ states[:, 0, -1].T).T + self.head_b
-        return states, logits.astype(np.float64)
+            c = states[parents, 1, k] * gates[:, h : 2 * h] + gates[:, :h] * gates[:, 3 * h :]
+            out[:, 1, k] = c
+            out[:, 0, k] = np.tanh(c) * gates[:, 2 * h : 3 * h]
+            below = out[:, 0, k]
+        logits = (self.head_w @ below.T).T + self.head_b
+        return out, logits.astype(np.float64)
 
     def logits_after(self, ids) -> np.ndarray:
         """Logits after each position of ids, fed from the current state: shape (len, vocab)."""
