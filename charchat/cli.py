@@ -52,11 +52,15 @@ class Device(str, Enum):
 
 def fail(message: str, code: int = 1) -> None:
     """One clear line on stderr and an exit code."""
+    write_error(message)
+    raise typer.Exit(code)
+
+
+def write_error(message: str) -> None:
     from charchat.render import safe_text
 
     sys.stderr.write(f"charchat: error: {safe_text(message, keep_newlines=False)}\n")
     sys.stderr.flush()
-    raise typer.Exit(code)
 
 
 def version_callback(value: bool) -> None:
@@ -276,7 +280,11 @@ def train(
             argv=sys.argv[1:],
         )
     except CharchatError as e:
-        fail(str(e))
+        code = 1
+        write_error(str(e))
+    from charchat.distributed import part_now
+
+    part_now(code)  # one of several torchrun processes: ends here
     raise typer.Exit(code)
 
 

@@ -12,13 +12,10 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 
 from charchat.checkpoint import (
-    InMemorySnapshot,
     check_identity,
     checkpoint_path,
     load_checkpoint,
@@ -33,7 +30,6 @@ from charchat.errors import CharchatError
 from charchat.evaluate import held_out_nats_per_char
 from charchat.model import CharLSTM
 from charchat.modelfile import Model, ModelConfig, save_model
-from charchat.probe import autocast
 from charchat.recipe import (
     PRESETS,
     TrainConfig,
@@ -43,6 +39,7 @@ from charchat.recipe import (
     training_card,
 )
 from charchat.samples import sample_prompt, temperature_samples
+from charchat.stepping import Stepper
 from charchat.textfiles import EncodedText, read_corpus
 
 NONFINITE_ROLLBACK_AFTER = 3
@@ -92,33 +89,28 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.module = CharLSTM(len(self.corpus.vocab), model_config).to(self.device)
-        self.net = self.module  # what the training step calls: the module, or its DDP wrapper
-        if world.size > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            self.net = DistributedDataParallel(self.module)  # starts from the main's weights
-            torch.manual_seed(cfg.seed + world.rank)  # each process its own dropout masks
-        matrices = {n for n, p in self.module.named_parameters() if p.dim() == 2}
-        matrices -= {"embedding.weight", "initial_h", "initial_c"}
-        groups = [
-            {"weight_decay": cfg.weight_decay, "params": []},
-            {"weight_decay": 0.0, "params": []},
-        ]
-        for name, p in self.module.named_parameters():
-            groups[name not in matrices]["params"].append(p)
-        self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
-        # fp16 gradients underflow without loss scaling; bf16 and fp32 need none
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
+        self.stepper = Stepper(self.module, cfg, self.device, world)
+        self.optimizer = self.stepper.optimizer
         total = cfg.steps or max(1, int(cfg.schedule_epochs * self.batches.per_epoch))
         self.progress = Progress(schedule_steps=total)
         self.total_steps = total
-        self.hidden = None
         self.average: AveragedModel | None = None  # running mean of the weights
         self._stop_requested = False
         self.replica_digest = None  # at the end of a run of several processes
         self._round_seconds = 0.0  # the last validation, checkpoint and samples took this long
         self.plan: dict | None = None  # the budget plan this run follows, for the card
-        self.last_good = InMemorySnapshot(self.module, self.optimizer)
+
+    @property
+    def hidden(self):
+        return self.stepper.hidden
+
+    @hidden.setter
+    def hidden(self, value) -> None:
+        self.stepper.hidden = value
+
+    @property
+    def scaler(self) -> torch.amp.GradScaler:
+        return self.stepper.scaler
 
     def request_stop(self) -> None:
         """Stop at the next step boundary, after writing a checkpoint (safe from a signal)."""
@@ -220,51 +212,9 @@ class Trainer:
     # -------------------------------------------------------- one step
 
     def _roll_back(self) -> None:
-        self.last_good.restore(self.module, self.optimizer)
+        self.stepper.roll_back()
         self.progress.lr_scale /= 2
-        self.hidden = None
         self.on_event({"kind": "rollback", "lr_scale": self.progress.lr_scale})
-
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> float | None:
-        """One optimizer step; None when the loss or gradient was not finite (step skipped)."""
-        self.module.train()
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr_at(self.progress.step)
-        with autocast(self.device, self.cfg.precision):
-            logits, hidden = self.net(x, self._restart_some_streams(self.hidden))
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.optimizer)
-        norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.cfg.clip)
-        if self.scaler.is_enabled() and torch.isfinite(loss) and not torch.isfinite(norm):
-            self.scaler.step(self.optimizer)  # skips the step and lowers the scale: routine
-            self.scaler.update()
-            return float(loss.item())
-        if not (torch.isfinite(loss) and torch.isfinite(norm)):
-            self.optimizer.zero_grad(set_to_none=True)
-            return None
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.hidden = (hidden[0].detach().float(), hidden[1].detach().float())
-        return float(loss.item())
-
-    def _to_device(self, ids: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(ids.astype(np.int64))
-        if self.device.type == "cuda":
-            return t.pin_memory().to(self.device, non_blocking=True)
-        return t
-
-    def _restart_some_streams(self, hidden):
-        """Start a random share of the streams afresh from the learned initial state, so that
-        it learns to be a good state to begin any text from (None: all start from it)."""
-        if hidden is None or self.cfg.restart_share <= 0:
-            return hidden
-        batch = hidden[0].shape[1]
-        restart = torch.rand(batch, device=self.device) < self.cfg.restart_share
-        mask = restart[None, :, None]
-        initial = self.module.initial_state(batch)
-        return tuple(torch.where(mask, i, s) for i, s in zip(initial, hidden, strict=True))
 
     def _update_average(self) -> None:
         """Fold this step's weights into the running mean, once the schedule is far enough."""
@@ -316,7 +266,7 @@ class Trainer:
         calibrate_at = p.step + 20 if budget else None
         first_step = p.step
         consecutive_bad = 0
-        self.last_good = InMemorySnapshot(self.module, self.optimizer)
+        self.stepper.remember_good()
         params = sum(t.numel() for t in self.module.parameters())
         vocab, device = len(self.corpus.vocab), str(self.device)
         self.on_event(
@@ -339,10 +289,10 @@ class Trainer:
                 p.epoch, p.batch = p.epoch + 1, 0
                 self.hidden = None
             x_np, y_np = self.batches.window(p.epoch, p.batch)
-            x, y = (self._to_device(a) for a in (x_np, y_np))
+            x, y = (self.stepper.to_device(a) for a in (x_np, y_np))
             if calibrate_at is not None and p.step == first_step + 2:
                 calibration_clock = (time.perf_counter(), p.step)
-            loss = self._train_step(x, y)
+            loss = self.stepper.step(x, y, self.lr_at(p.step))
             p.elapsed = run_start_elapsed + time.perf_counter() - started
             p.batch += 1
             if loss is None:
@@ -390,7 +340,7 @@ class Trainer:
             self.replica_digest = self.world.same_weights(self.module)
         if self.world.main:
             self.validate()
-        self.last_good = InMemorySnapshot(self.module, self.optimizer)
+        self.stepper.remember_good()
         self.save_checkpoint()
         rounds = self.progress.step // self.cfg.eval_every
         if not self.world.main:

@@ -91,7 +91,7 @@ def test_loss_scaling_skips_overflowing_steps_and_still_learns(monkeypatch):
 
     def scaled(self, *args, **kwargs):
         real_init(self, *args, **kwargs)
-        self.scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+        self.stepper.scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
         overflows = iter(range(3))  # the first three backward passes overflow, as fp16 would
         self.module.head.weight.register_hook(
             lambda g: g * math.inf if next(overflows, None) is not None else g

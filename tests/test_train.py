@@ -335,7 +335,7 @@ def test_restarted_streams_begin_at_the_initial_state():
     trainer = Trainer(TEXT, "c.txt", "/dev/null", TINY, replace(FAST, restart_share=0.5))
     hidden = (torch.ones(2, 64, 16), torch.ones(2, 64, 16))
     torch.manual_seed(3)
-    h, c = trainer._restart_some_streams(hidden)
+    h, c = trainer.stepper.restart_some_streams(hidden)
     restarted = [b for b in range(64) if not torch.equal(h[:, b], hidden[0][:, b])]
     assert 16 < len(restarted) < 48
     for b in restarted:
