@@ -19,6 +19,22 @@ from charchat.modelfile import Model
 PRIME_CHUNK = 2048  # characters primed per batched step: about 20 MB of buffers at 512 units
 
 
+# Below about a million multiply-adds, OpenBLAS multiplies without first copying the matrix
+# into its packed layout; a 2048 x 512 matrix times 8 states is cut into row blocks under that
+# size, which measured 1.8x faster than one product (AMD EPYC, numpy's OpenBLAS).
+UNPACKED_PRODUCT = 900_000
+
+
+def _product(w: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """rows @ w.T, shape (len(rows), w's rows), w taken a block of its rows at a time."""
+    columns = np.ascontiguousarray(rows.T)
+    out = np.empty((w.shape[0], columns.shape[1]), dtype=np.float32)
+    block = max(8, UNPACKED_PRODUCT // (w.shape[1] * columns.shape[1]) // 8 * 8)
+    for a in range(0, w.shape[0], block):
+        np.matmul(w[a : a + block], columns, out=out[a : a + block])
+    return out.T
+
+
 def _gate_order(hidden: int) -> np.ndarray:
     """Row permutation from torch's (i, f, g, o) to (i, f, o, g)."""
     h = hidden
@@ -200,14 +216,12 @@ class Engine:
         states = states.astype(np.float32, copy=False)
         out = np.empty((len(ids), 2, self.layers, h), dtype=np.float32)
         below = None
-        # W @ H.T, not H @ W.T: OpenBLAS multiplies a row-major matrix by a few columns
-        # about twice as fast as the transposed way round (measured with 8 states).
         for k in range(self.layers):
             if k == 0:
-                gates = (self.w_first @ states[:, 0, 0].T).T[parents] + self.input_table[ids]
+                gates = _product(self.w_first, states[:, 0, 0])[parents] + self.input_table[ids]
             else:
-                recurrent = (self._recurrent_upper(k) @ states[:, 0, k].T).T[parents]
-                gates = (self._input_upper(k) @ below.T).T + recurrent + self.b_upper[k - 1]
+                recurrent = _product(self._recurrent_upper(k), states[:, 0, k])[parents]
+                gates = _product(self._input_upper(k), below) + recurrent + self.b_upper[k - 1]
             np.tanh(gates, out=gates)
             sig = gates[:, : 3 * h]
             sig *= 0.5
