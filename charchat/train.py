@@ -29,7 +29,7 @@ from charchat.distributed import ALONE, World
 from charchat.errors import CharchatError
 from charchat.evaluate import held_out_nats_per_char
 from charchat.model import CharLSTM
-from charchat.modelfile import Model, ModelConfig, save_model
+from charchat.modelfile import Model, ModelConfig, load_model, save_model
 from charchat.recipe import (
     PRESETS,
     TrainConfig,
@@ -39,10 +39,18 @@ from charchat.recipe import (
     training_card,
 )
 from charchat.samples import sample_prompt, temperature_samples
+from charchat.starting import (
+    FIT_LENGTH,
+    FIT_STEPS,
+    FIT_WINDOWS,
+    STEP_SHARE,
+    fit_starting_state,
+)
 from charchat.stepping import Stepper
 from charchat.textfiles import EncodedText, read_corpus
 
 NONFINITE_ROLLBACK_AFTER = 3
+STARTS_SCANNED = 16_000_000  # characters searched for where texts start
 
 STOP_BUDGET_SPENT, STOP_ASKED = 1, 2
 
@@ -99,6 +107,8 @@ class Trainer:
         self.replica_digest = None  # at the end of a run of several processes
         self._round_seconds = 0.0  # the last validation, checkpoint and samples took this long
         self.plan: dict | None = None  # the budget plan this run follows, for the card
+        self.starting_state_steps = 0  # fitted to text starts at the end (starting.py)
+        self._saved_latest = False  # the model file holds the weights as they are now
 
     @property
     def hidden(self):
@@ -126,7 +136,9 @@ class Trainer:
         included; recorded in checkpoints, so resume stays exact."""
         p = self.progress
         per_step = seconds_per_step + self._round_seconds / self.cfg.eval_every
-        affordable = int(0.95 * (remaining - self._round_seconds) / per_step) + p.step
+        windows = FIT_STEPS * FIT_WINDOWS * FIT_LENGTH / (self.cfg.batch_size * self.cfg.seq_len)
+        fitting = STEP_SHARE * windows * seconds_per_step
+        affordable = int(0.95 * (remaining - self._round_seconds - fitting) / per_step) + p.step
         p.schedule_steps = self.world.from_main(max(p.step + 1, min(self.total_steps, affordable)))
         self.on_event({"kind": "schedule", "steps": p.schedule_steps})
 
@@ -143,6 +155,11 @@ class Trainer:
             int(self.average.n_averaged) if averaged else 0,
             self.plan,
         ) | {"world_size": self.world.size}
+        if self.starting_state_steps:
+            card["initial_state"] = (
+                f"fitted to where texts start ({self.starting_state_steps} steps, "
+                "other weights frozen)"
+            )
         if self.replica_digest:
             card["weights_sha256_on_every_process"] = self.replica_digest
         tensors = numpy_state(module or self.module)
@@ -241,12 +258,15 @@ class Trainer:
             + [round(bits[1], 5) if math.isfinite(averaged) else None]
         )
         better, module = (averaged, self.average.module) if averaged < val else (val, None)
+        self._saved_latest = False
         if math.isfinite(better) and better < p.best_val:
             p.best_val = better
             save_model(self.model_file(module), self.out)
+            self._saved_latest = module is None
         elif not self.corpus.val and p.step > 0:  # nothing held out: keep the latest...
             module = self.average.module if self.average is not None else None
             save_model(self.model_file(module), self.out)  # ...or the mean, if asked for one
+            self._saved_latest = module is None
         event = {"kind": "val", "step": p.step, "val_nats": val, "average_nats": averaged}
         self.on_event({**event, "best_nats": p.best_val})
         return val
@@ -327,8 +347,35 @@ class Trainer:
                 "the time budget ran out before the first step; nothing was saved "
                 "(give more --minutes)"
             )
+        self.starting_state_steps = self._fit_starting_state(self.module)
         self._checkpoint_round(final=True)
+        if self.world.main and not self._saved_latest and self.out.is_file():
+            self._fit_saved_model()
         return self.model_file()
+
+    def _fit_starting_state(self, module: CharLSTM) -> int:
+        newline = self.corpus.vocab.index.get("\n")
+        head = self.corpus.train[:STARTS_SCANNED]
+        steps = fit_starting_state(
+            module, head, newline, self.device, self.cfg.precision, self.cfg.seed
+        )
+        self.on_event({"kind": "starting_state", "steps": steps})
+        return steps
+
+    def _fit_saved_model(self) -> None:
+        """The file holds earlier or averaged weights (they scored best): fit their starting
+        state too, and score them again with it."""
+        saved = load_model(self.out)
+        module = CharLSTM.from_file(saved).to(self.device)
+        steps = self._fit_starting_state(module)
+        card = saved.card | {
+            "initial_state": f"fitted to where texts start ({steps} steps, other weights frozen)"
+        }
+        if self.corpus.val:
+            val = self._validation_nats(module)
+            card["best_val_nats_per_char"] = round(val, 5)
+            card["best_val_bits_per_char"] = round(val / math.log(2), 5)
+        save_model(Model(saved.vocab, saved.config, numpy_state(module), card), self.out)
 
     def _checkpoint_round(self, final: bool = False) -> None:
         p = self.progress

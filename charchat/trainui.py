@@ -198,6 +198,11 @@ class TrainingView:
             )
         elif kind == "resumed":
             self.console.print(f"resumed at step {event['step']}", markup=False)
+        elif kind == "starting_state" and event["steps"]:
+            self.console.print(
+                f"starting state fitted to where texts start ({event['steps']} steps)",
+                markup=False,
+            )
 
 
 @contextmanager

@@ -143,7 +143,11 @@ def test_with_nothing_held_out_averaging_saves_the_mean(tmp_path):
     saved = load_model(tmp_path / "m.safetensors")
     assert saved.card["averaged_over_steps"] > 0
     mean = trainer.average.module.state_dict()
-    assert all(np.array_equal(saved.tensors[k], mean[k].numpy()) for k in saved.tensors)
+    weights = [k for k in saved.tensors if k not in ("initial_h", "initial_c")]
+    assert all(np.array_equal(saved.tensors[k], mean[k].numpy()) for k in weights)
+    # the mean's starting state is then fitted to where texts start, like any model's
+    assert not np.array_equal(saved.tensors["initial_h"], mean["initial_h"].numpy())
+    assert "fitted to where texts start" in saved.card["initial_state"]
 
 
 def test_resume_with_averaging_continues_bit_for_bit(tmp_path):

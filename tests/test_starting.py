@@ -1,0 +1,57 @@
+"""The starting state, fitted at the end of training to where texts start."""
+
+import numpy as np
+import torch
+
+from charchat.engine import Engine
+from charchat.modelfile import ModelConfig, load_model
+from charchat.recipe import TrainConfig
+from charchat.sampling import log_softmax
+from charchat.starting import FEWEST_STARTS, FIT_LENGTH, text_starts
+from charchat.train import Trainer
+
+
+def ids_of(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode(), dtype=np.uint8).astype(np.int64)
+
+
+NL = ord("\n")
+
+
+def test_texts_start_at_the_beginning_and_after_blank_lines():
+    text = "".join(f"p{i} " + "x" * 80 + "\n\n" for i in range(FEWEST_STARTS + 4))
+    starts = text_starts(ids_of(text), NL)
+    assert starts[0] == 0 and len(starts) >= FEWEST_STARTS
+    assert all(text[s] == "p" for s in starts)
+    assert all(s + FIT_LENGTH + 1 <= len(text) for s in starts)  # a whole window after each
+
+
+def test_without_blank_lines_lines_start_texts_and_without_lines_any_place_does():
+    lines = "".join(f"l{i} " + "y" * 70 + "\n" for i in range(FEWEST_STARTS + 4))
+    starts = text_starts(ids_of(lines), NL)
+    assert len(starts) >= FEWEST_STARTS and all(lines[s] == "l" for s in starts)
+    flat = "z" * 500
+    assert len(text_starts(ids_of(flat), NL)) == 500 - FIT_LENGTH
+    assert len(text_starts(ids_of(flat), None)) == 500 - FIT_LENGTH
+    assert len(text_starts(ids_of("short"), NL)) == 0
+
+
+def test_a_trained_model_starts_where_its_texts_start(tmp_path):
+    # Every paragraph begins with "Q", which occurs nowhere else: the fitted starting state
+    # should expect it, where one trained only "somewhere in a text" would not.
+    rng = np.random.default_rng(0)
+    words = ["the will", "to power", "is good", "and bad", "truth"]
+    paragraphs = ["Q " + " ".join(rng.choice(words, 12)) + ".\n\n" for _ in range(60)]
+    text = "".join(paragraphs)
+    cfg = TrainConfig(
+        seq_len=32, batch_size=8, lr=1e-2, epochs=2, val_fraction=0.1, seed=3, threads=1
+    )
+    torch.manual_seed(0)
+    out = tmp_path / "m.safetensors"
+    trainer = Trainer(text, "q.txt", out, ModelConfig(1, 32, 8, 0.0), cfg)
+    trainer.run()
+    saved = load_model(out)
+    assert "fitted to where texts start" in saved.card["initial_state"]
+    engine = Engine(saved)
+    first = np.exp(log_softmax(engine.logits().astype(np.float64)))
+    assert first[saved.vocab.index["Q"]] > 0.5
