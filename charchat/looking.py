@@ -175,7 +175,7 @@ def card_rows(session) -> list:
         ),
         ("parameters", f"{m.parameters:,}"),
         ("vocabulary", f"{len(m.vocab)} characters"),
-        ("starting state", "learned" if "initial_h" in m.tensors else "zero (an older file)"),
+        ("starting state", starting_state_text(m)),
     ]
     labels = [
         ("corpus", "trained on"),
@@ -197,3 +197,10 @@ def card_rows(session) -> list:
         if card.get(key) is not None
     ]
     return rows
+
+
+def starting_state_text(m) -> str:
+    if "initial_h" not in m.tensors:
+        return "zero (an older file)"
+    how = m.card.get("initial_state")
+    return f"learned, {how}" if isinstance(how, str) else "learned"

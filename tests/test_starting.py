@@ -55,3 +55,16 @@ def test_a_trained_model_starts_where_its_texts_start(tmp_path):
     engine = Engine(saved)
     first = np.exp(log_softmax(engine.logits().astype(np.float64)))
     assert first[saved.vocab.index["Q"]] > 0.5
+
+
+def test_info_says_how_the_starting_state_came_about():
+    from conftest import random_model
+
+    from charchat.looking import starting_state_text
+
+    model = random_model()
+    assert starting_state_text(model) == "learned"
+    model.card["initial_state"] = "fitted to where texts start (30 steps, other weights frozen)"
+    assert starting_state_text(model).startswith("learned, fitted to where texts start")
+    del model.tensors["initial_h"]
+    assert starting_state_text(model) == "zero (an older file)"
