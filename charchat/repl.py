@@ -18,6 +18,7 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import Completer, Completion
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory, InMemoryHistory
+from prompt_toolkit.input.typeahead import get_typeahead
 from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.keys import Keys
 
@@ -146,7 +147,10 @@ class Repl:
         if self.keys is None:
             return False
         stop = False
-        for press in self.keys.read_keys():
+        # Keys pressed after Enter while prompt_toolkit was still finishing (it waits up to a
+        # second for a terminal's answer to its cursor-position request) were kept as its
+        # typeahead: they belong to this turn, so they come first.
+        for press in get_typeahead(self.keys) + self.keys.read_keys():
             key, data = press.key, press.data
             if key in (Keys.ControlC, Keys.ControlD, Keys.Escape):
                 stop = True

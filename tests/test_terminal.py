@@ -14,11 +14,15 @@ from charchat.modelfile import save_model
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a pty")
 
 
-def spawn(model_path, *args, env=None, columns=80):
+def spawn(model_path, *args, env=None, columns=80, cpr=False):
+    """charchat in a pseudo-terminal. pexpect never answers prompt_toolkit's cursor-position
+    requests, so they are turned off unless `cpr` asks for a terminal that ignores them."""
+    no_cpr = {} if cpr else {"PROMPT_TOOLKIT_NO_CPR": "1"}
+    environment = {k: v for k, v in os.environ.items() if k != "PROMPT_TOOLKIT_NO_CPR"}
     child = pexpect.spawn(
         sys.executable,
         ["-m", "charchat", "-m", str(model_path), *args],
-        env={**os.environ, "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1", **(env or {})},
+        env={**environment, "TERM": "xterm-256color", **no_cpr, **(env or {})},
         dimensions=(24, columns),
         timeout=30,
         encoding="utf-8",
@@ -51,6 +55,22 @@ def test_type_stream_interrupt_command_and_quit(tiny_model_path):
     child.close()
     assert child.exitstatus == 0
     assert "Traceback" not in child.before
+
+
+def test_keys_pressed_right_after_enter_reach_the_stream(tiny_model_path):
+    # A terminal that never answers cursor-position requests: after Enter, prompt_toolkit
+    # waits up to a second for the answer before the turn begins. Ctrl+C in that second must
+    # still stop the turn, and + still raise the temperature.
+    child = spawn(tiny_model_path, "-n", "100000", "--seed", "1", cpr=True)
+    child.send("the will\r+\x03")
+    child.expect(r"\(stopped\)", timeout=10)
+    child.expect("›")
+    child.send("/mode sample\r")
+    child.expect("temperature 0.9, mode sample")
+    child.send("\x04")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and "Traceback" not in child.before
 
 
 def test_ctrl_c_at_the_prompt_clears_then_hints(tiny_model_path):
