@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from charchat.errors import CharchatError
+from charchat.textfiles import check_readable
 from charchat.vocab import Vocab, normalize_newlines
 
 VAL_CONTEXT = 256  # characters read before a held-out stretch, as `eval` would have read them
@@ -28,10 +29,7 @@ def decode_text(data: bytes, source: str = "input") -> str:
 
 def read_text(path: str | Path, min_chars: int = 2, purpose: str = "training") -> str:
     path = Path(path)
-    if not path.exists():
-        raise CharchatError(f"no such file: {path}")
-    if path.is_dir():
-        raise CharchatError(f"{path} is a directory, not a text file")
+    check_readable(path)
     try:
         data = path.read_bytes()
     except OSError as e:

@@ -17,9 +17,11 @@ import torch.nn.functional as F
 from charchat.errors import CharchatError
 from charchat.model import CharLSTM
 from charchat.modelfile import Model, load_model, resolve_model
+from charchat.textfiles import UNICODE_SIZE
 
 PARALLEL_STREAMS = 32  # validation scores this many stretches of the text side by side...
 BURN_IN = 256  # ...each warmed up on the text before it, so the figure matches `eval`
+SCORED_AT_ONCE = 1 << 20  # characters turned into ids at a time by `eval`
 
 
 @dataclass(frozen=True)
@@ -34,21 +36,44 @@ class EvalResult:
         return self.nats_per_char / math.log(2)
 
 
-@torch.no_grad()
+class Scorer:
+    """Nats of predicting every id from what precedes it, fed a piece at a time: in order,
+    state carried, the first id predicted from the model's starting state."""
+
+    def __init__(self, module: CharLSTM, device, chunk: int = 4096):
+        module.eval()
+        self.module, self.device, self.chunk = module, device, chunk
+        self.state = None
+        self.last: torch.Tensor | None = None  # the id read before the next piece
+        self.total = 0.0
+        self.count = 0
+
+    @torch.no_grad()
+    def add(self, ids: np.ndarray) -> None:
+        if len(ids) == 0:
+            return
+        ids_t = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=self.device)
+        if self.last is None:
+            first = self.module.first_logits()[None].float()
+            self.total += F.cross_entropy(first, ids_t[:1], reduction="sum").item()
+            inputs, targets = ids_t[:-1], ids_t[1:]
+        else:
+            inputs, targets = torch.cat([self.last, ids_t[:-1]]), ids_t
+        for start in range(0, len(targets), self.chunk):
+            x = inputs[start : start + self.chunk][None]
+            logits, self.state = self.module(x, self.state)
+            y = targets[start : start + self.chunk]
+            self.total += F.cross_entropy(logits[0].float(), y, reduction="sum").item()
+        self.last = ids_t[-1:]
+        self.count += len(ids)
+
+
 def sequential_nats(module: CharLSTM, ids: np.ndarray, device, chunk: int = 4096) -> float:
     """Total nats of predicting every id from what precedes it, in order, state carried; the
     first from the model's starting state."""
-    module.eval()
-    state = None
-    ids_t = torch.as_tensor(ids, dtype=torch.long, device=device)
-    total = F.cross_entropy(module.first_logits()[None].float(), ids_t[:1], reduction="sum").item()
-    for start in range(0, len(ids) - 1, chunk):
-        x = ids_t[start : start + chunk][None]
-        y = ids_t[start + 1 : start + chunk + 1][None]
-        x = x[:, : y.shape[1]]
-        logits, state = module(x, state)
-        total += F.cross_entropy(logits[0].float(), y[0], reduction="sum").item()
-    return total
+    scorer = Scorer(module, device, chunk)
+    scorer.add(ids)
+    return scorer.total
 
 
 @torch.no_grad()
@@ -121,19 +146,35 @@ def held_out_nats_per_char(module: CharLSTM, segments, device) -> float:
 
 
 def evaluate_text(model: Model, text: str) -> EvalResult:
-    known = [model.vocab.index[c] for c in text if c in model.vocab.index]
-    skipped = len(text) - len(known)
-    if not known:
+    return _evaluate_pieces(model, [text])
+
+
+def _evaluate_pieces(model: Model, pieces) -> EvalResult:
+    """Score text arriving in pieces; memory stays that of one piece."""
+    from charchat.textfiles import code_points
+
+    lookup = np.full(UNICODE_SIZE, -1, dtype=np.int32)
+    lookup[[ord(c) for c in model.vocab.chars]] = np.arange(len(model.vocab))
+    scorer = Scorer(CharLSTM.from_file(model), torch.device("cpu"))
+    characters = 0
+    for piece in pieces:
+        for start in range(0, len(piece), SCORED_AT_ONCE):
+            ids = lookup[code_points(piece[start : start + SCORED_AT_ONCE])]
+            scorer.add(ids[ids >= 0])
+        characters += len(piece)
+    if scorer.count == 0:
         raise CharchatError("the text has no character the model knows")
-    module = CharLSTM.from_file(model)
-    total = sequential_nats(module, np.array(known, dtype=np.int64), torch.device("cpu"))
-    return EvalResult(total / len(known), len(text), len(known), skipped)
+    return EvalResult(
+        scorer.total / scorer.count, characters, scorer.count, characters - scorer.count
+    )
 
 
 def evaluate_file(
     model: str, text_path: Path, tail: float | None = None, threads: int | None = None
 ) -> EvalResult:
-    from charchat.corpus import read_text
+    """Score a text file read in chunks (never whole in memory); with tail, only its last
+    fraction, read after nothing, as a separate text would be."""
+    from charchat.textfiles import text_chunks
 
     if tail is not None and not 0 < tail <= 1:
         raise CharchatError("--tail must be above 0 and at most 1")
@@ -142,7 +183,19 @@ def evaluate_file(
             raise CharchatError("--threads must be above 0")
         torch.set_num_threads(threads)
     loaded = load_model(resolve_model(model))
-    text = read_text(text_path, purpose="scoring")
-    if tail is not None:
-        text = text[len(text) - int(len(text) * tail) :]
-    return evaluate_text(loaded, text)
+    length = sum(len(piece) for piece in text_chunks(text_path))
+    if length < 2:
+        what = "empty" if not length else f"too short ({length} characters)"
+        raise CharchatError(f"{text_path} is {what}; scoring needs at least 2 characters")
+    skip = 0 if tail is None else length - int(length * tail)
+    return _evaluate_pieces(loaded, _after(text_chunks(text_path), skip))
+
+
+def _after(pieces, skip: int):
+    """The pieces with their first `skip` characters left out."""
+    for piece in pieces:
+        if skip >= len(piece):
+            skip -= len(piece)
+            continue
+        yield piece[skip:]
+        skip = 0

@@ -47,7 +47,7 @@ class EncodedText:
 
     @classmethod
     def from_text(cls, text: str, name: str = "text") -> EncodedText:
-        points = _code_points(text)
+        points = code_points(text)
         vocab = _vocab_of(np.bincount(points) > 0 if len(points) else np.zeros(0, bool))
         ids = _encoder(vocab, len(vocab))[points] if len(points) else np.zeros(0, np.uint8)
         sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -149,7 +149,25 @@ def _decoded_chunks(path: Path) -> Iterator[str]:
                 return
 
 
-def _code_points(text: str) -> np.ndarray:
+def text_chunks(path: Path) -> Iterator[str]:
+    """A text file's text in chunks (see _decoded_chunks), with one clear error for a path
+    that is missing, a folder or unreadable."""
+    path = Path(path)
+    check_readable(path)
+    try:
+        yield from _decoded_chunks(path)
+    except OSError as e:
+        raise CharchatError(f"cannot read {path}: {e.strerror}") from None
+
+
+def check_readable(path: Path) -> None:
+    if not path.exists():
+        raise CharchatError(f"no such file: {path}")
+    if path.is_dir():
+        raise CharchatError(f"{path} is a directory, not a text file")
+
+
+def code_points(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
 
 
@@ -169,7 +187,7 @@ def _encode(files: list[Path], name: str, key: str | None) -> EncodedText:
     sha, total = hashlib.sha256(), 0
     for path in files:
         for chunk in _decoded_chunks(path):
-            points = _code_points(chunk)
+            points = code_points(chunk)
             seen[np.flatnonzero(np.bincount(points))] = True
             sha.update(chunk.encode("utf-8"))
             total += len(points)
@@ -194,7 +212,7 @@ def _encode(files: list[Path], name: str, key: str | None) -> EncodedText:
         for path in files:
             start = at
             for chunk in _decoded_chunks(path):
-                points = _code_points(chunk)
+                points = code_points(chunk)
                 ids[at : at + len(points)] = table[points]
                 at += len(points)
             documents.append(Document(str(path), start, at))

@@ -291,6 +291,42 @@ def test_eval_matches_a_hand_computation():
     assert result.bits_per_char == pytest.approx(result.nats_per_char / math.log(2))
 
 
+def test_eval_reads_a_file_in_chunks_and_scores_it_as_one_text(tmp_path, monkeypatch):
+    import charchat.corpus
+    import charchat.textfiles
+    from charchat.evaluate import evaluate_file
+    from charchat.modelfile import save_model
+
+    model = random_model(layers=1, hidden=8, embedding=4, seed=6)
+    path = tmp_path / "m.safetensors"
+    save_model(model, path)
+    # A text with characters of 1 to 3 bytes and CRLF line ends, in chunks of 7 bytes: chunk
+    # edges fall inside characters and between "\r" and "\n".
+    text = "the will — to power, naïve\r\nthe will to power.\r\n" * 20
+    corpus_file = tmp_path / "t.txt"
+    corpus_file.write_bytes(text.encode("utf-8"))
+    expected = evaluate_text(model, text.replace("\r\n", "\n"))
+    monkeypatch.setattr(charchat.textfiles, "CHUNK_BYTES", 7)
+
+    def whole_file(*args, **kwargs):
+        raise AssertionError("eval read the whole file at once")
+
+    monkeypatch.setattr(charchat.corpus, "read_text", whole_file)
+    result = evaluate_file(str(path), corpus_file)
+    assert (result.characters, result.scored, result.skipped) == (
+        expected.characters,
+        expected.scored,
+        expected.skipped,
+    )
+    assert result.skipped > 0  # "—" and "ï" are outside the tiny vocabulary
+    assert result.nats_per_char == pytest.approx(expected.nats_per_char, rel=1e-5)
+    tail = text.replace("\r\n", "\n")
+    tail = tail[len(tail) - int(len(tail) * 0.3) :]
+    tailed = evaluate_file(str(path), corpus_file, tail=0.3)
+    assert tailed.nats_per_char == pytest.approx(evaluate_text(model, tail).nats_per_char, rel=1e-5)
+    assert tailed.characters == len(tail)
+
+
 def test_parallel_validation_matches_sequential():
     torch.manual_seed(2)
     module = CharLSTM(30, TINY).eval()
