@@ -7,7 +7,9 @@ The corpus of each size is the source text (default: a generated word salad) rep
 written to a temporary folder; nothing is downloaded. Each size is trained twice with
 `charchat train BIG --minutes M --preset small` in a fresh process: the first run reads and
 encodes the text (and caches the ids), the second memory-maps the cached ids. Peak memory is
-the child's maximum resident set (getrusage); wall time is launch to exit.
+the child's maximum resident set (getrusage); wall time is launch to exit. Then
+`charchat eval MODEL BIG --tail 0.01` reads the whole text (to find where its last 1 %
+starts) and scores that 1 %: its peak memory should not grow with the corpus.
 
 Throughput: `charchat train` with fixed steps, fp32, one process with two threads against
 `torchrun --nproc_per_node 2` with one thread each, on the same corpus; characters per second
@@ -146,6 +148,9 @@ def main() -> None:
                     f"| {size} MB | {label} | {wall:.1f} ({limit:.0f}) | {peak:.0f} "
                     f"| {card['steps']} |"
                 )
+            command = [*charchat, "eval", str(out), str(corpus), "--tail", "0.01"]
+            wall, peak = run_child(command + ["--threads", "1"], env)
+            print(f"| {size} MB | eval --tail 0.01 (reads it all) | {wall:.1f} | {peak:.0f} | |")
             corpus.unlink()
         if "processes" not in args.parts:
             return
