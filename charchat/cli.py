@@ -300,8 +300,10 @@ def evaluate(
     """Bits per character of a model on a text: whole text, in order, state carried."""
     try:
         from charchat.evaluate import evaluate_file
+        from charchat.trainui import ScoringProgress
 
-        result = evaluate_file(model, text, tail, threads)
+        with ScoringProgress(enabled=sys.stderr.isatty()) as progress:
+            result = evaluate_file(model, text, tail, threads, progress.start, progress.update)
     except CharchatError as e:
         fail(str(e))
     sys.stdout.write(

@@ -149,8 +149,9 @@ def evaluate_text(model: Model, text: str) -> EvalResult:
     return _evaluate_pieces(model, [text])
 
 
-def _evaluate_pieces(model: Model, pieces) -> EvalResult:
-    """Score text arriving in pieces; memory stays that of one piece."""
+def _evaluate_pieces(model: Model, pieces, on_progress=None) -> EvalResult:
+    """Score text arriving in pieces; memory stays that of one piece. on_progress(characters)
+    is told how many characters have been scored so far."""
     from charchat.textfiles import code_points
 
     lookup = np.full(UNICODE_SIZE, -1, dtype=np.int32)
@@ -159,9 +160,12 @@ def _evaluate_pieces(model: Model, pieces) -> EvalResult:
     characters = 0
     for piece in pieces:
         for start in range(0, len(piece), SCORED_AT_ONCE):
-            ids = lookup[code_points(piece[start : start + SCORED_AT_ONCE])]
+            part = piece[start : start + SCORED_AT_ONCE]
+            ids = lookup[code_points(part)]
             scorer.add(ids[ids >= 0])
-        characters += len(piece)
+            characters += len(part)
+            if on_progress:
+                on_progress(characters)
     if scorer.count == 0:
         raise CharchatError("the text has no character the model knows")
     return EvalResult(
@@ -170,10 +174,16 @@ def _evaluate_pieces(model: Model, pieces) -> EvalResult:
 
 
 def evaluate_file(
-    model: str, text_path: Path, tail: float | None = None, threads: int | None = None
+    model: str,
+    text_path: Path,
+    tail: float | None = None,
+    threads: int | None = None,
+    on_start=None,
+    on_progress=None,
 ) -> EvalResult:
     """Score a text file read in chunks (never whole in memory); with tail, only its last
-    fraction, read after nothing, as a separate text would be."""
+    fraction, read after nothing, as a separate text would be. on_start(characters to score)
+    and on_progress(characters scored) follow the work."""
     from charchat.textfiles import text_chunks
 
     if tail is not None and not 0 < tail <= 1:
@@ -188,7 +198,9 @@ def evaluate_file(
         what = "empty" if not length else f"too short ({length} characters)"
         raise CharchatError(f"{text_path} is {what}; scoring needs at least 2 characters")
     skip = 0 if tail is None else length - int(length * tail)
-    return _evaluate_pieces(loaded, _after(text_chunks(text_path), skip))
+    if on_start:
+        on_start(length - skip)
+    return _evaluate_pieces(loaded, _after(text_chunks(text_path), skip), on_progress)
 
 
 def _after(pieces, skip: int):

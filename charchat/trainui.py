@@ -297,3 +297,40 @@ def _run_locked(corpus, path, preset, arch_overrides, train_options, resume, arg
         + ")\n"
     )
     return 0
+
+
+class ScoringProgress:
+    """A bar on stderr while `eval` scores a long text, gone when it is done; nothing at all
+    when stderr is not a terminal."""
+
+    def __init__(self, enabled: bool):
+        self.progress = None
+        self.task = None
+        if enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("[bold]score"),
+                BarColumn(),
+                TextColumn("{task.completed:,}/{task.total:,} characters"),
+                TimeRemainingColumn(),
+                console=stderr_console(),
+                transient=True,
+            )
+
+    def __enter__(self):
+        if self.progress:
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.progress.__exit__(*exc)
+
+    def start(self, total: int) -> None:
+        if self.progress:
+            self.task = self.progress.add_task("score", total=total)
+
+    def update(self, done: int) -> None:
+        if self.progress and self.task is not None:
+            self.progress.update(self.task, completed=done)

@@ -115,6 +115,7 @@ def test_eval_tail_scores_the_held_out_part(tmp_path, corpus_file):
     assert whole.stdout != tail.stdout and b"scored" in tail.stdout
     one_thread = charchat("eval", str(out), str(corpus_file), "--tail", "0.1", "--threads", "1")
     assert one_thread.stdout == tail.stdout
+    assert whole.stderr == tail.stderr == b""  # no progress bar when stderr is not a terminal
 
 
 @pytest.mark.parametrize(

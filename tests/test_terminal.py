@@ -200,3 +200,23 @@ def test_a_cell_colours_the_text_and_the_status_bar_has_its_legend(tiny_model_pa
     child.send("\x04")
     child.expect(pexpect.EOF)
     assert "Traceback" not in child.before
+
+
+def test_eval_shows_a_progress_bar_on_a_terminal_and_clears_it(tiny_model_path, tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("the will to power, said the philosopher.\n" * 500)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "charchat", "eval", str(tiny_model_path), str(text)],
+        env={**os.environ, "TERM": "xterm-256color"},
+        dimensions=(24, 100),
+        timeout=30,
+        encoding="utf-8",
+    )
+    child.expect("score")
+    child.expect("bits/char")
+    assert "20,500/20,500 characters" in child.before  # the bar reached the end...
+    assert "\x1b[2K" in child.before.rsplit("characters", 1)[1]  # ...and was erased after
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and "Traceback" not in child.before

@@ -325,6 +325,10 @@ def test_eval_reads_a_file_in_chunks_and_scores_it_as_one_text(tmp_path, monkeyp
     tailed = evaluate_file(str(path), corpus_file, tail=0.3)
     assert tailed.nats_per_char == pytest.approx(evaluate_text(model, tail).nats_per_char, rel=1e-5)
     assert tailed.characters == len(tail)
+    told = []
+    evaluate_file(str(path), corpus_file, 0.3, None, told.append, told.append)
+    assert told[0] == len(tail) and told[-1] == len(tail)  # the total, then progress up to it
+    assert told[1:] == sorted(told[1:]) and len(told) > 2
 
 
 def test_parallel_validation_matches_sequential():
