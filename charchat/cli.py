@@ -187,6 +187,12 @@ def train(
     input_dropout: float | None = typer.Option(
         None, "--input-dropout", help="Dropout probability on the embedded characters."
     ),
+    locked_dropout: bool | None = typer.Option(
+        None,
+        "--locked-dropout/--step-dropout",
+        help="One dropout mask per window for all its steps (variational), or a fresh one "
+        "at every step [default: step].",
+    ),
     seq_len: int | None = typer.Option(
         None, "--seq-len", help="Characters per BPTT window [default: planned, or 128]."
     ),
@@ -257,6 +263,7 @@ def train(
                 "dropout": dropout,
                 "weight_drop": weight_drop,
                 "input_dropout": input_dropout,
+                "locked_dropout": locked_dropout,
             },
             train_options={
                 "seq_len": seq_len,

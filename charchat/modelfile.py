@@ -40,6 +40,9 @@ class ModelConfig:
     dropout: float = 0.3  # between layers and before the output head (training only)
     weight_drop: float = 0.0  # DropConnect on the recurrent weights (training only)
     input_dropout: float = 0.0  # dropout on the embedded characters (training only)
+    # One dropout mask per window, shared by all its time steps (variational dropout), instead
+    # of a fresh mask at every step (training only).
+    locked_dropout: bool = False
 
     def check(self) -> None:
         for name, top in (("layers", MAX_LAYERS), ("hidden", MAX_WIDTH), ("embedding", MAX_WIDTH)):
@@ -50,9 +53,12 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
                 raise CharchatError(f"{name.replace('_', ' ')} must be at least 0 and below 1")
+        if not isinstance(self.locked_dropout, bool):
+            raise CharchatError("locked dropout must be true or false")
 
 
-# Older files leave out weight_drop and input_dropout; they only matter during training.
+# Older files leave out weight_drop, input_dropout and locked_dropout; they only matter
+# during training.
 REQUIRED_CONFIG_KEYS = {"layers", "hidden", "embedding", "dropout"}
 
 

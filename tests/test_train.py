@@ -98,6 +98,48 @@ def test_input_dropout_in_training_only():
     assert torch.equal(module.eval()(ids)[0], plain.eval()(ids)[0])
 
 
+def test_locked_dropout_keeps_one_mask_for_every_step_of_a_window():
+    torch.manual_seed(4)
+    config = ModelConfig(2, 16, 8, dropout=0.5, input_dropout=0.5, locked_dropout=True)
+    module = CharLSTM(20, config).train()
+    x = torch.ones(3, 10, 16)
+    dropped = module._dropout(x, 0.5)
+    assert torch.equal(dropped, dropped[:, :1].expand_as(dropped))  # the same at every step
+    assert (dropped == 0).any() and (dropped == 2).any()
+    assert not torch.equal(dropped[0], dropped[1])  # each stream its own mask
+    step = CharLSTM(20, replace(config, locked_dropout=False)).train()
+    stepwise = step._dropout(x, 0.5)
+    assert not torch.equal(stepwise, stepwise[:, :1].expand_as(stepwise))
+
+
+def test_layer_by_layer_run_is_the_stacked_lstm_without_dropout():
+    torch.manual_seed(5)
+    config = ModelConfig(3, 16, 8, dropout=0.0, weight_drop=0.0, locked_dropout=True)
+    module = CharLSTM(20, config)
+    stacked = CharLSTM(20, replace(config, locked_dropout=False))
+    stacked.load_state_dict(module.state_dict())
+    ids = torch.randint(0, 20, (2, 12))
+    state = (torch.randn(3, 2, 16), torch.randn(3, 2, 16))
+    logits, (h, c) = module.train()(ids, state)
+    expected, (h2, c2) = stacked.eval()(ids, state)
+    assert torch.allclose(logits, expected, atol=1e-5)
+    assert torch.allclose(h, h2, atol=1e-5) and torch.allclose(c, c2, atol=1e-5)
+    logits.sum().backward()
+    assert module.lstm.weight_ih_l2.grad.abs().sum() > 0
+    assert list(module.state_dict()) == list(stacked.state_dict())  # the same file layout
+
+
+def test_locked_dropout_in_training_only():
+    torch.manual_seed(6)
+    config = ModelConfig(2, 16, 8, dropout=0.5, weight_drop=0.3, locked_dropout=True)
+    module = CharLSTM(20, config)
+    plain = CharLSTM(20, ModelConfig(2, 16, 8, dropout=0.0))
+    plain.load_state_dict(module.state_dict())
+    ids = torch.randint(0, 20, (2, 12))
+    assert not torch.allclose(module.train()(ids)[0], plain.eval()(ids)[0])
+    assert torch.equal(module.eval()(ids)[0], plain.eval()(ids)[0])
+
+
 AVERAGING = replace(FAST, average_from=0.5)
 
 
