@@ -321,6 +321,50 @@ def evaluate(
     )
 
 
+@app.command()
+def calibrate(
+    model: str = typer.Argument(..., help="Model name or path."),
+    text: Path | None = typer.Argument(
+        None, help="Held-out UTF-8 text (not learnt by the model) to fit the temperature on."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the calibrated model."),
+    tail: float | None = typer.Option(
+        None, "--tail", help="Fit on the last fraction of TEXT only (0.1 = a held-out 10 %)."
+    ),
+    temperature: float | None = typer.Option(
+        None,
+        "--temperature",
+        help="Apply this temperature instead of fitting one (e.g. one fitted on a tuning run).",
+    ),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+) -> None:
+    """Divide a model's logits by the temperature that fits held-out text best, and save it."""
+    try:
+        if out.exists() and not force:
+            raise CharchatError(f"{out} exists (use --force to overwrite it)")
+        from charchat.calibrate import calibrate as run_calibration
+        from charchat.trainui import ScoringProgress
+
+        with ScoringProgress(enabled=sys.stderr.isatty() and text is not None) as progress:
+            calibrated, fit = run_calibration(
+                model, out, text, tail, temperature, threads, progress.start, progress.update
+            )
+    except CharchatError as e:
+        fail(str(e))
+    total = calibrated.card["calibration"]["temperature"]
+    if fit is None:
+        sys.stdout.write(f"temperature {temperature:g} (in all: {total:g})\n")
+    else:
+        sys.stdout.write(
+            f"temperature {fit.temperature:g} (in all: {total:g})\n"
+            f"bits/char   {fit.bits_before:.4f} -> {fit.bits_after:.4f}\n"
+            f"nats/char   {fit.nats_before:.4f} -> {fit.nats_after:.4f}\n"
+            f"scored      {fit.scored:,} characters\n"
+        )
+    sys.stderr.write(f"saved {out}\n")
+
+
 @app.command("novelty")
 def novelty(
     model: str = typer.Argument(..., help="Model name or path."),

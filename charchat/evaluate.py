@@ -30,6 +30,8 @@ class EvalResult:
     characters: int  # in the text scored
     scored: int  # predictions made: every known character, the first from the starting state
     skipped: int  # characters outside the vocabulary, left out
+    # nats/char with the logits divided by each of the temperatures asked for (calibrate.py)
+    nats_at_temperatures: tuple[float, ...] = ()
 
     @property
     def bits_per_char(self) -> float:
@@ -40,13 +42,16 @@ class Scorer:
     """Nats of predicting every id from what precedes it, fed a piece at a time: in order,
     state carried, the first id predicted from the model's starting state."""
 
-    def __init__(self, module: CharLSTM, device, chunk: int = 4096):
+    def __init__(self, module: CharLSTM, device, chunk: int = 4096, temperatures=()):
         module.eval()
         self.module, self.device, self.chunk = module, device, chunk
         self.state = None
         self.last: torch.Tensor | None = None  # the id read before the next piece
         self.total = 0.0
         self.count = 0
+        # Also the total at each of these temperatures, for fitting one (calibrate.py).
+        self.temperatures = torch.tensor(temperatures, dtype=torch.float32, device=device)
+        self.totals_at = torch.zeros(len(temperatures), dtype=torch.float64, device=device)
 
     @torch.no_grad()
     def add(self, ids: np.ndarray) -> None:
@@ -56,6 +61,7 @@ class Scorer:
         if self.last is None:
             first = self.module.first_logits()[None].float()
             self.total += F.cross_entropy(first, ids_t[:1], reduction="sum").item()
+            self._add_at_temperatures(first, ids_t[:1])
             inputs, targets = ids_t[:-1], ids_t[1:]
         else:
             inputs, targets = torch.cat([self.last, ids_t[:-1]]), ids_t
@@ -64,8 +70,18 @@ class Scorer:
             logits, self.state = self.module(x, self.state)
             y = targets[start : start + self.chunk]
             self.total += F.cross_entropy(logits[0].float(), y, reduction="sum").item()
+            self._add_at_temperatures(logits[0].float(), y)
         self.last = ids_t[-1:]
         self.count += len(ids)
+
+    def _add_at_temperatures(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        if not len(self.temperatures):
+            return
+        inverse = (1 / self.temperatures)[:, None, None]
+        for a in range(0, len(targets), 256):  # (temperatures, 256, vocab) floats at a time
+            z = logits[a : a + 256][None] * inverse
+            picked = z.gather(2, targets[a : a + 256][None, :, None].expand(len(z), -1, 1))
+            self.totals_at += (z.logsumexp(2) - picked[..., 0]).sum(1).double()
 
 
 def sequential_nats(module: CharLSTM, ids: np.ndarray, device, chunk: int = 4096) -> float:
@@ -149,14 +165,14 @@ def evaluate_text(model: Model, text: str) -> EvalResult:
     return _evaluate_pieces(model, [text])
 
 
-def _evaluate_pieces(model: Model, pieces, on_progress=None) -> EvalResult:
+def _evaluate_pieces(model: Model, pieces, on_progress=None, temperatures=()) -> EvalResult:
     """Score text arriving in pieces; memory stays that of one piece. on_progress(characters)
     is told how many characters have been scored so far."""
     from charchat.textfiles import code_points
 
     lookup = np.full(UNICODE_SIZE, -1, dtype=np.int32)
     lookup[[ord(c) for c in model.vocab.chars]] = np.arange(len(model.vocab))
-    scorer = Scorer(CharLSTM.from_file(model), torch.device("cpu"))
+    scorer = Scorer(CharLSTM.from_file(model), torch.device("cpu"), temperatures=temperatures)
     characters = 0
     for piece in pieces:
         for start in range(0, len(piece), SCORED_AT_ONCE):
@@ -169,21 +185,27 @@ def _evaluate_pieces(model: Model, pieces, on_progress=None) -> EvalResult:
     if scorer.count == 0:
         raise CharchatError("the text has no character the model knows")
     return EvalResult(
-        scorer.total / scorer.count, characters, scorer.count, characters - scorer.count
+        scorer.total / scorer.count,
+        characters,
+        scorer.count,
+        characters - scorer.count,
+        tuple((scorer.totals_at / scorer.count).tolist()),
     )
 
 
 def evaluate_file(
-    model: str,
+    model: str | Model,
     text_path: Path,
     tail: float | None = None,
     threads: int | None = None,
     on_start=None,
     on_progress=None,
+    temperatures=(),
 ) -> EvalResult:
     """Score a text file read in chunks (never whole in memory); with tail, only its last
     fraction, read after nothing, as a separate text would be. on_start(characters to score)
-    and on_progress(characters scored) follow the work."""
+    and on_progress(characters scored) follow the work; the text is also scored at each of
+    the temperatures given."""
     from charchat.textfiles import text_chunks
 
     if tail is not None and not 0 < tail <= 1:
@@ -192,7 +214,7 @@ def evaluate_file(
         if threads < 1:
             raise CharchatError("--threads must be above 0")
         torch.set_num_threads(threads)
-    loaded = load_model(resolve_model(model))
+    loaded = model if isinstance(model, Model) else load_model(resolve_model(model))
     length = sum(len(piece) for piece in text_chunks(text_path))
     if length < 2:
         what = "empty" if not length else f"too short ({length} characters)"
@@ -200,7 +222,7 @@ def evaluate_file(
     skip = 0 if tail is None else length - int(length * tail)
     if on_start:
         on_start(length - skip)
-    return _evaluate_pieces(loaded, _after(text_chunks(text_path), skip), on_progress)
+    return _evaluate_pieces(loaded, _after(text_chunks(text_path), skip), on_progress, temperatures)
 
 
 def _after(pieces, skip: int):
