@@ -196,7 +196,29 @@ def card_rows(session) -> list:
         for key, label in labels
         if card.get(key) is not None
     ]
+    calibration = calibration_text(card.get("calibration"))
+    if calibration:
+        rows.append(("calibration", calibration))
     return rows
+
+
+def calibration_text(calibration) -> str | None:
+    """One line for the card's calibration entry (`charchat calibrate`), or None."""
+    if not isinstance(calibration, dict) or not _is_number(calibration.get("temperature")):
+        return None
+    text = f"logits divided by {calibration['temperature']:g}"
+    before, after = calibration.get("bits_before"), calibration.get("bits_after")
+    if _is_number(before) and _is_number(after):
+        where = calibration.get("text", "held-out text")
+        tail = calibration.get("tail")
+        if _is_number(tail):
+            where = f"the last {tail:.0%} of {where}"
+        text += f", fitted on {where}: {before:.4f} -> {after:.4f} bits/char"
+    return text
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def starting_state_text(m) -> str:

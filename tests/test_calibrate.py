@@ -133,3 +133,17 @@ def test_cli_does_not_overwrite_without_force(tmp_path):
     assert out.read_bytes() == b"keep"
     assert charchat(*args, "--force").returncode == 0
     assert load_model(out).card["calibration"]["temperature"] == 1.2
+
+
+def test_info_shows_how_a_model_was_calibrated(tmp_path, held_out):
+    from charchat.looking import card_rows
+    from charchat.session import Session
+
+    calibrated, _ = calibrate(str(overconfident_model(tmp_path)), tmp_path / "c", held_out, 0.5)
+    row = dict(card_rows(Session(calibrated)))["calibration"]
+    assert row.startswith("logits divided by 2, fitted on the last 50% of held.txt: ")
+    given = with_temperature(random_model(), 1.14, {"given": 1.14})
+    assert dict(card_rows(Session(given)))["calibration"] == "logits divided by 1.14"
+    odd = random_model()
+    odd.card["calibration"] = {"temperature": "hot"}  # a hand-made card: no row, no error
+    assert "calibration" not in dict(card_rows(Session(odd)))
