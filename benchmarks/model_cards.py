@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import math
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from charchat.calibrate import GRID, with_temperature
 from charchat.engine import Engine
 from charchat.evaluate import evaluate_file
 from charchat.modelfile import load_model, resolve_model
@@ -45,6 +47,44 @@ def curve_summary(card: dict) -> str:
     return ", ".join(f"step {s:,}: {bits:.3f}" for s, _, bits in picks)
 
 
+def cross_fitted(tuned, corpus: Path) -> list[tuple[float, float, float]]:
+    """The temperature fitted on one half of the held-out text, scored on the other half:
+    (temperature, nats at 1, nats at it) for each way round; the tuning model's own
+    calibration is undone first."""
+    plain = with_temperature(tuned, 1 / tuned.card["calibration"]["temperature"], {})
+    text = corpus.read_text(encoding="utf-8").replace("\r\n", "\n")
+    held_out = text[len(text) - int(len(text) * HELD_OUT) :]
+    halves = [held_out[: len(held_out) // 2], held_out[len(held_out) // 2 :]]
+    one = GRID.index(1.0)
+    with tempfile.TemporaryDirectory() as folder:
+        scores = []
+        for i, half in enumerate(halves):
+            path = Path(folder) / f"half{i}.txt"
+            path.write_text(half, encoding="utf-8")
+            scores.append(evaluate_file(plain, path, temperatures=GRID).nats_at_temperatures)
+    rows = []
+    for fitted_on, scored in ((0, 1), (1, 0)):
+        best = int(np.argmin(scores[fitted_on]))
+        rows.append((GRID[best], scores[scored][one], scores[scored][best]))
+    return rows
+
+
+def calibration_row(model, tuned, corpus: Path) -> str:
+    if "calibration" not in model.card:
+        return "| calibration | none |"
+    t, fit = model.card["calibration"]["temperature"], tuned.card["calibration"]
+    (t1, b1, a1), (t2, b2, a2) = cross_fitted(tuned, corpus)
+    halves = (
+        f"fitted on the first half ({t1:g}), the second goes {b1:.4f} → {a1:.4f} nats/char; "
+        f"fitted on the second ({t2:g}), the first goes {b2:.4f} → {a2:.4f}"
+    )
+    return (
+        f"| calibration | logits divided by **{t:g}**, the temperature fitted on the tuning "
+        f"run's held-out {HELD_OUT:.0%} (`charchat calibrate`): {fit['bits_before']:.4f} → "
+        f"{fit['bits_after']:.4f} bits/char there; {halves} |"
+    )
+
+
 def card(
     name: str, corpus: Path, command: str, tuning: str, tuning_command: str, prompt: str = "The "
 ) -> str:
@@ -54,6 +94,9 @@ def card(
     tuned = load_model(resolve_model(tuning))
     result = evaluate_file(str(resolve_model(tuning)), corpus, HELD_OUT)
     cfg, t = model.config, c["train_config"]
+    learnt = tuned.card["corpus_chars"] - int(
+        tuned.card["corpus_chars"] * tuned.card["val_fraction"]
+    )
     minutes = c["train_seconds"] / 60
     lines = [
         f"## {name}",
@@ -88,9 +131,10 @@ def card(
         f"({c['chars_trained_on'] / c['corpus_chars']:.1f} passes), {minutes:.1f} min on "
         f"{c['device']}, {t['threads']} thread (torch {c['torch_version']}) |",
         "| weights | those of the last step (no selection on text it learnt from) |",
+        calibration_row(model, tuned, corpus),
         f"| quality: tuning run on the last {HELD_OUT:.0%}, never learnt | "
         f"**{result.nats_per_char:.4f} nats/char, {result.bits_per_char:.4f} bits/char** "
-        f"({tuned.card['steps']:,} steps, {tuned.card['corpus_chars']:,} characters) |",
+        f"({tuned.card['steps']:,} steps, {learnt:,} characters learnt) |",
         f"| starting state | first next-character entropy **{first_entropy_bits(model):.3f} "
         f"bits** at T = 1 (uniform: {math.log2(len(model.vocab)):.3f}) |",
         f"| training loss (bits/char, dropout on) | {curve_summary(c)}; all of it in "
