@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,13 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from charchat.errors import CharchatError
-from charchat.modelfile import SUFFIX, atomic_write, read_safetensors_header, to_safetensors_bytes
+from charchat.modelfile import (
+    SUFFIX,
+    ModelConfig,
+    atomic_write,
+    read_safetensors_header,
+    to_safetensors_bytes,
+)
 
 META_KEY = "charchat_checkpoint"
 
@@ -74,7 +81,11 @@ def check_identity(meta: dict, identity: dict) -> None:
     """Refuse to resume a run whose corpus or settings differ from the checkpoint's."""
     saved = meta["identity"]
     for key, value in identity.items():
-        if saved.get(key) != value:
+        earlier = saved.get(key)
+        if key == "model_config" and isinstance(earlier, dict):
+            # Settings added since the checkpoint was written had their default value then.
+            earlier = asdict(ModelConfig()) | earlier
+        if earlier != value:
             what = "corpus" if key == "corpus_sha256" else key.replace("_", " ")
             raise CharchatError(
                 f"cannot resume: the checkpoint was made with a different {what} "

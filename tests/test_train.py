@@ -429,3 +429,18 @@ def test_restarted_streams_begin_at_the_initial_state():
             c[:, b], trainer.module.initial_c
         )
     assert h.requires_grad  # the initial state learns from the streams that start at it
+
+
+def test_a_checkpoint_from_before_a_new_setting_resumes_with_its_default():
+    from dataclasses import asdict
+
+    from charchat.checkpoint import check_identity
+
+    now = {"model_config": asdict(ModelConfig(2, 16, 8, 0.1)), "seed": 1}
+    older = {
+        "model_config": {k: v for k, v in now["model_config"].items() if k != "locked_dropout"}
+    }
+    check_identity({"identity": older | {"seed": 1}}, now)  # no error
+    locked = {"model_config": asdict(ModelConfig(2, 16, 8, 0.1, locked_dropout=True)), "seed": 1}
+    with pytest.raises(CharchatError, match="different model config"):
+        check_identity({"identity": older | {"seed": 1}}, locked)
