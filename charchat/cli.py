@@ -232,6 +232,12 @@ def train(
         "--average-from",
         help="From this fraction of the schedule on, also score the running mean of the weights.",
     ),
+    restart_share: float | None = typer.Option(
+        None,
+        "--restart-share",
+        help="Share of streams restarted from the learned starting state at each window "
+        "[default: 1/32].",
+    ),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
     val_fraction: float | None = typer.Option(
         None, "--val-fraction", help="Held out from the end [default: planned, or 0.1]."
@@ -276,6 +282,7 @@ def train(
                 "min_lr_ratio": min_lr_ratio,
                 "minutes": minutes,
                 "average_from": average_from,
+                "restart_share": restart_share,
                 "threads": threads,
                 "val_fraction": val_fraction,
                 "seed": seed,

@@ -73,7 +73,7 @@ class TrainConfig:
         if not 0 <= self.val_fraction < 0.5:
             raise CharchatError("--val-fraction must be from 0 to below 0.5")
         if not 0 <= self.restart_share <= 1:
-            raise CharchatError("the restart share must be from 0 to 1")
+            raise CharchatError("--restart-share must be from 0 to 1")
         if not (math.isfinite(self.clip) and self.clip > 0):
             raise CharchatError("the gradient clip must be a finite number above 0")
         if self.precision not in ("fp32", "bf16", "fp16"):

@@ -149,10 +149,12 @@ def test_a_recipe_replayed_by_steps(tmp_path, corpus_file):
     out = tmp_path / "m.safetensors"
     fast = TRAIN_FAST[:-2]  # without --epochs
     args = ["--steps", "7", "--warmup-steps", "2", "--min-lr-ratio", "0.2", "--val-fraction", "0"]
+    args += ["--restart-share", "0", "--locked-dropout"]
     result = charchat("train", str(corpus_file), "--out", str(out), *fast, *args)
     assert result.returncode == 0, result.stderr
     card = load_model(out).card
     assert card["steps"] == 7 and card["train_config"]["warmup_steps"] == 2
+    assert card["train_config"]["restart_share"] == 0 and load_model(out).config.locked_dropout
     assert card["train_config"]["min_lr_ratio"] == 0.2 and card["val_fraction"] == 0
     other = str(tmp_path / "other.safetensors")
     both = charchat("train", str(corpus_file), "--out", other, "--steps", "7", "--epochs", "1")
@@ -197,6 +199,11 @@ def test_bad_option_values(tmp_path, corpus_file):
     result = charchat("eval", "nonexistent-model-x", str(corpus_file), "--threads", "0")
     no_traceback_one_line(result)
     assert b"threads" in result.stderr
+    result = charchat(
+        "train", str(corpus_file), "--out", str(tmp_path / "m"), "--restart-share", "2"
+    )
+    no_traceback_one_line(result)
+    assert b"--restart-share must be from 0 to 1" in result.stderr
     for option, value in (("--weight-drop", "1"), ("--threads", "0")):
         result = charchat("train", str(corpus_file), "--out", str(tmp_path / "m"), option, value)
         no_traceback_one_line(result)
