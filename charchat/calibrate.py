@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from charchat.errors import CharchatError
-from charchat.modelfile import Model, load_model, resolve_model
+from charchat.modelfile import Model, load_model, resolve_model, save_model
 
 # Temperatures tried, all in one pass over the text; the loss is flat near its minimum, so
 # a step of 0.01 loses nothing that matters.
@@ -101,8 +101,6 @@ def calibrate(
             "bits_after": round(fit.bits_after, 5),
         }
         calibrated = with_temperature(model, fit.temperature, how)
-    from charchat.modelfile import save_model
-
     save_model(calibrated, out)
     return calibrated, fit
 
