@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from charchat.errors import CharchatError
 from charchat.model import CharLSTM
 from charchat.modelfile import Model, load_model, resolve_model
-from charchat.textfiles import UNICODE_SIZE
+from charchat.textfiles import code_points, id_table, text_chunks
 
 PARALLEL_STREAMS = 32  # validation scores this many stretches of the text side by side...
 BURN_IN = 256  # ...each warmed up on the text before it, so the figure matches `eval`
@@ -168,10 +168,7 @@ def evaluate_text(model: Model, text: str) -> EvalResult:
 def _evaluate_pieces(model: Model, pieces, on_progress=None, temperatures=()) -> EvalResult:
     """Score text arriving in pieces; memory stays that of one piece. on_progress(characters)
     is told how many characters have been scored so far."""
-    from charchat.textfiles import code_points
-
-    lookup = np.full(UNICODE_SIZE, -1, dtype=np.int32)
-    lookup[[ord(c) for c in model.vocab.chars]] = np.arange(len(model.vocab))
+    lookup = id_table(model.vocab, np.int32, missing=-1)
     scorer = Scorer(CharLSTM.from_file(model), torch.device("cpu"), temperatures=temperatures)
     characters = 0
     for piece in pieces:
@@ -206,8 +203,6 @@ def evaluate_file(
     fraction, read after nothing, as a separate text would be. on_start(characters to score)
     and on_progress(characters scored) follow the work; the text is also scored at each of
     the temperatures given."""
-    from charchat.textfiles import text_chunks
-
     if tail is not None and not 0 < tail <= 1:
         raise CharchatError("--tail must be above 0 and at most 1")
     if threads is not None:

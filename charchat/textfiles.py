@@ -49,7 +49,7 @@ class EncodedText:
     def from_text(cls, text: str, name: str = "text") -> EncodedText:
         points = code_points(text)
         vocab = _vocab_of(np.bincount(points) > 0 if len(points) else np.zeros(0, bool))
-        ids = _encoder(vocab, len(vocab))[points] if len(points) else np.zeros(0, np.uint8)
+        ids = id_table(vocab)[points] if len(points) else np.zeros(0, np.uint8)
         sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
         return cls(vocab, ids, [Document(name, 0, len(ids))], sha, name)
 
@@ -175,9 +175,12 @@ def _vocab_of(seen: np.ndarray) -> Vocab:
     return Vocab([chr(c) for c in np.flatnonzero(seen)]) if seen.any() else Vocab([" "])
 
 
-def _encoder(vocab: Vocab, size: int) -> np.ndarray:
-    dtype = np.uint8 if size <= 256 else np.uint16
-    table = np.zeros(UNICODE_SIZE, dtype=dtype)
+def id_table(vocab: Vocab, dtype=None, missing: int = 0) -> np.ndarray:
+    """Each code point's id in vocab (missing for characters outside it), indexed by code
+    point; the smallest unsigned dtype that holds the ids unless one is given."""
+    if dtype is None:
+        dtype = np.uint8 if len(vocab) <= 256 else np.uint16
+    table = np.full(UNICODE_SIZE, missing, dtype=dtype)
     table[[ord(c) for c in vocab.chars]] = np.arange(len(vocab), dtype=dtype)
     return table
 
@@ -196,7 +199,7 @@ def _encode(files: list[Path], name: str, key: str | None) -> EncodedText:
     vocab = _vocab_of(seen)
     if len(vocab) > 65536:
         raise CharchatError(f"{name} uses {len(vocab)} distinct characters; at most 65,536 fit")
-    table = _encoder(vocab, len(vocab))
+    table = id_table(vocab)
     if key is None:
         ids = np.empty(total, dtype=table.dtype)
         out = None
