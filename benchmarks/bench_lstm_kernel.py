@@ -21,7 +21,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from machine import cpu_name
+from machine import best_us, cpu_name
 
 BF16 = torch.bfloat16
 
@@ -111,20 +111,10 @@ class Net(torch.nn.Module):
 
 
 def product_ratios() -> None:
-    def best_us(f, n=30):
-        f()
-        best = float("inf")
-        for _ in range(5):
-            start = time.perf_counter()
-            for _ in range(n):
-                f()
-            best = min(best, (time.perf_counter() - start) / n)
-        return best * 1e6
-
     for m, k, n in ((32, 512, 2048), (32, 2048, 512), (2048, 512, 2048)):
         a, b = torch.randn(m, k), torch.randn(k, n)
         a16, b16 = a.to(BF16), b.to(BF16)
-        fp32, bf16 = best_us(lambda: a @ b), best_us(lambda: a16 @ b16)  # noqa: B023
+        fp32, bf16 = best_us(lambda: a @ b, 30, 5), best_us(lambda: a16 @ b16, 30, 5)  # noqa: B023
         print(
             f"product {m}x{k} by {k}x{n}: fp32 {fp32:,.0f} us, bf16 {bf16:,.0f} us, "
             f"{fp32 / bf16:.2f}x"

@@ -12,23 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as charchat does, before numpy loads
 
 import numpy as np  # noqa: E402
-from machine import cpu_name  # noqa: E402
-
-
-def best_us(run, repeat: int = 100) -> float:
-    run()
-    best = float("inf")
-    for _ in range(7):
-        start = time.perf_counter()
-        for _ in range(repeat):
-            run()
-        best = min(best, (time.perf_counter() - start) / repeat)
-    return best * 1e6
+from machine import best_us, cpu_name  # noqa: E402
 
 
 def blocked(w: np.ndarray, columns: np.ndarray, out: np.ndarray, rows: int) -> None:

@@ -1,4 +1,7 @@
-"""The machine a figure came from (no torch import: BLAS threads are set by charchat)."""
+"""The machine a figure came from, and the timer the benchmarks share (no torch or numpy
+import: BLAS threads are set by charchat)."""
+
+import time
 
 
 def cpu_name() -> str:
@@ -9,3 +12,16 @@ def cpu_name() -> str:
     except OSError:
         pass
     return "unknown CPU"
+
+
+def best_us(run, repeat: int = 100, rounds: int = 7) -> float:
+    """The fastest of `rounds` averages over `repeat` calls of run(), in microseconds (after
+    one call to warm up)."""
+    run()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(repeat):
+            run()
+        best = min(best, (time.perf_counter() - start) / repeat)
+    return best * 1e6
