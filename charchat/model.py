@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -97,6 +101,23 @@ class CharLSTM(nn.Module):
                 nn.LSTM(c.hidden, c.hidden, batch_first=True),
             )
         return self._single_layers[0 if first else 1]
+
+    @contextmanager
+    def training_without_dropout(self) -> Iterator[CharLSTM]:
+        """Training mode with every dropout at zero: gradients through the weights as they
+        will be used. cuDNN refuses a backward pass in eval mode, so a fit that wants no
+        dropout (the starting state, adapting) runs here, never under eval()."""
+        was_training, config, lstm_dropout = self.training, self.config, self.lstm.dropout
+        self.config = replace(
+            config, dropout=0.0, weight_drop=0.0, input_dropout=0.0, locked_dropout=False
+        )
+        self.lstm.dropout = 0.0
+        self.train()
+        try:
+            yield self
+        finally:
+            self.config, self.lstm.dropout = config, lstm_dropout
+            self.train(was_training)
 
     @property
     def recurrent_weight_names(self) -> list[str]:

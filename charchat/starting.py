@@ -57,22 +57,22 @@ def fit_starting_state(
     for p in state:
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(state, lr=FIT_LR)
-    module.eval()  # no dropout: the weights are used as they will be
     try:
-        for _ in range(FIT_STEPS):
-            starts = rng.choice(places, FIT_WINDOWS)
-            window = np.stack([ids[s : s + FIT_LENGTH + 1] for s in starts]).astype(np.int64)
-            x = torch.from_numpy(window[:, :-1]).to(device)
-            y = torch.from_numpy(window[:, 1:]).to(device)
-            with autocast(device, precision):
-                logits, _ = module(x)
-                first = module.first_logits().expand(len(starts), -1)
-                loss = F.cross_entropy(first.float(), x[:, 0]) + F.cross_entropy(
-                    logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1)
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        with module.training_without_dropout():  # no dropout, yet a backward pass cuDNN allows
+            for _ in range(FIT_STEPS):
+                starts = rng.choice(places, FIT_WINDOWS)
+                window = np.stack([ids[s : s + FIT_LENGTH + 1] for s in starts]).astype(np.int64)
+                x = torch.from_numpy(window[:, :-1]).to(device)
+                y = torch.from_numpy(window[:, 1:]).to(device)
+                with autocast(device, precision):
+                    logits, _ = module(x)
+                    first = module.first_logits().expand(len(starts), -1)
+                    loss = F.cross_entropy(first.float(), x[:, 0]) + F.cross_entropy(
+                        logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1)
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
     finally:
         for p, wanted in frozen:
             p.requires_grad_(wanted)

@@ -68,3 +68,30 @@ def test_info_says_how_the_starting_state_came_about():
     assert starting_state_text(model).startswith("learned, fitted to where texts start")
     del model.tensors["initial_h"]
     assert starting_state_text(model) == "zero (an older file)"
+
+
+def test_the_fit_never_runs_backward_in_eval_mode_and_still_has_no_dropout():
+    # cuDNN refuses a backward pass through an LSTM in eval mode (every GPU run ended in that
+    # traceback). The fit must run in training mode, with every dropout at zero.
+    from charchat.model import CharLSTM
+    from charchat.starting import fit_starting_state
+
+    text = "".join(f"p{i} the will to power.\n\n" for i in range(40))
+    ids = ids_of(text)
+
+    def fitted(config):
+        torch.manual_seed(0)
+        module = CharLSTM(256, config)
+        modes = []
+        module.head.register_full_backward_hook(
+            lambda *_: modes.append((module.training, module.lstm.training))
+        )
+        module.eval()
+        fit_starting_state(module, ids, NL, torch.device("cpu"), "fp32", seed=1)
+        assert module.training is False  # left as it was found
+        return module.initial_h.detach().clone(), modes
+
+    dropped, modes = fitted(ModelConfig(2, 16, 8, 0.5, 0.3, 0.2, True))
+    plain, _ = fitted(ModelConfig(2, 16, 8, 0.0))
+    assert modes and all(m == (True, True) for m in modes)
+    torch.testing.assert_close(dropped, plain)  # the same fit: no dropout was drawn
