@@ -81,7 +81,11 @@ def calibrate(
 ) -> tuple[Model, Fit | None]:
     """Fit a temperature on held-out text (or take the one given) and write the model with
     it to `out`."""
-    if (text_path is None) == (temperature is None):
+    if text_path is not None and temperature is not None:
+        raise CharchatError(
+            "give held-out text to fit the temperature on, or --temperature, not both"
+        )
+    if text_path is None and temperature is None:
         raise CharchatError("give held-out text to fit the temperature on, or --temperature")
     model = load_model(resolve_model(model_name))
     if temperature is not None:

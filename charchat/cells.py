@@ -7,12 +7,17 @@ of the text and ranks the cells by how well they track it.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from charchat.errors import CharchatError
+from charchat.errors import CharchatError, Stopped
 
 FEATURES = {
     "quote": 'inside "…"',
@@ -22,10 +27,23 @@ FEATURES = {
 }
 STRIP_CHARS = 72  # characters of text shown with each cell found
 CELLS_SHOWN = 5
+MATCH_SECONDS = 1.0  # a regular expression may search the text this long
+# Python's matcher backtracks, and a pattern such as ([a-z]+\s?)*$ can take longer than the
+# universe on a page of text, holding the interpreter all the while: it runs in a process of
+# its own that can be ended.
+MATCHER = (
+    "import json, re, sys; pattern, text = json.load(sys.stdin); "
+    "json.dump([m.span() for m in re.finditer(pattern, text)], sys.stdout)"
+)
 
 
-def feature_values(feature: str, text: str) -> np.ndarray:
-    """The feature's value at each character of text (after reading it)."""
+def _never() -> bool:
+    return False
+
+
+def feature_values(feature: str, text: str, should_stop: Callable[[], bool] = _never) -> np.ndarray:
+    """The feature's value at each character of text (after reading it). A regular expression
+    is searched for MATCH_SECONDS at most; should_stop() ends the search early (Stopped)."""
     values = np.zeros(len(text), dtype=np.float64)
     if feature == "quote":
         inside = False
@@ -50,25 +68,63 @@ def feature_values(feature: str, text: str) -> np.ndarray:
             values[i] = position
     else:
         try:
-            pattern = re.compile(feature)
-        except re.error as e:
+            re.compile(feature)
+        except (re.error, RecursionError, OverflowError) as e:
             raise CharchatError(
                 f"{feature!r} is neither a feature ({', '.join(FEATURES)}) nor a regular "
                 f"expression ({e})"
             ) from None
-        for match in pattern.finditer(text):
-            values[match.start() : match.end()] = 1.0
+        for start, end in match_spans(feature, text, should_stop):
+            values[start:end] = 1.0
     return values
 
 
-def activations(engine, ids) -> np.ndarray:
+def match_spans(pattern: str, text: str, should_stop: Callable[[], bool] = _never) -> list:
+    """(start, end) of each match of pattern in text, found in a separate process that is
+    ended after MATCH_SECONDS or as soon as should_stop() says so."""
+    process = subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", MATCHER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    given = json.dumps([pattern, text]).encode()
+    deadline = time.monotonic() + MATCH_SECONDS
+    try:
+        while True:
+            try:
+                out, _ = process.communicate(given, timeout=0.05)
+                break
+            except subprocess.TimeoutExpired:
+                given = None  # already sent
+            if should_stop():
+                raise Stopped("the search for the pattern was stopped")
+            if time.monotonic() > deadline:
+                raise CharchatError(
+                    f"the pattern '{pattern}' took more than {MATCH_SECONDS:g} s to search "
+                    f"{len(text):,} characters (it backtracks too much); simplify it"
+                )
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    try:
+        return [(int(a), int(b)) for a, b in json.loads(out)]
+    except (ValueError, TypeError):
+        raise CharchatError(f"the pattern '{pattern}' could not be searched") from None
+
+
+def activations(engine, ids, should_stop: Callable[[], bool] = _never) -> np.ndarray:
     """tanh(c) of every cell after each character, read from the model's starting state:
-    shape (characters, layers, hidden). The engine is left as it was."""
+    shape (characters, layers, hidden). The engine is left as it was, also when should_stop()
+    ends the reading early (Stopped)."""
     start = engine.snapshot()
     out = np.empty((len(ids), engine.layers, engine.hidden), dtype=np.float32)
     try:
         engine.reset()
         for t, i in enumerate(ids):
+            if t % 64 == 0 and should_stop():
+                raise Stopped(f"stopped after reading {t:,} of {len(ids):,} characters")
             engine.feed(int(i))
             np.tanh(engine.state[1], out=out[t])
     finally:

@@ -68,6 +68,8 @@ def make_session(options: ChatOptions) -> Session:
     o = checked(options)
     if len(o.stops) > spec.STOPS_MOST:
         raise UsageError(f"--stop: at most {spec.STOPS_MOST} stop strings")
+    if any(len(stop) > spec.STOP_CHARS for stop in o.stops):
+        raise UsageError(f"--stop: a stop string has at most {spec.STOP_CHARS:,} characters")
     if o.session_file:
         from charchat.sessionfile import load_session
 

@@ -16,10 +16,10 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from charchat.errors import CharchatError
+from charchat.files import write_file
 from charchat.modelfile import (
     SUFFIX,
     ModelConfig,
-    atomic_write,
     read_safetensors_header,
     to_safetensors_bytes,
 )
@@ -64,7 +64,7 @@ def save_checkpoint(
         "adam_steps": steps,
         "averaged_steps": 0 if average is None else int(average.n_averaged),
     }
-    atomic_write(path, to_safetensors_bytes(tensors, {META_KEY: json.dumps(meta)}))
+    write_file(path, to_safetensors_bytes(tensors, {META_KEY: json.dumps(meta)}))
 
 
 def read_checkpoint_meta(path: Path) -> dict:

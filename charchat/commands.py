@@ -76,7 +76,10 @@ def _stop(arg: str) -> str | None:
         return None
     if arg.lower() == "off":
         return "off"
-    return unescape(arg)
+    stop = unescape(arg)
+    if len(stop) > spec.STOP_CHARS:
+        raise CommandError(f"/stop: a stop string has at most {spec.STOP_CHARS:,} characters")
+    return stop
 
 
 def _novelty(arg: str) -> tuple[str, Any]:

@@ -74,11 +74,22 @@ def banned_ids(index: NGramIndex, vocab_index: dict[str, int], vocab_size: int):
 
 
 def beam_search(engine, width: int, length: int, tail: str, stops: tuple[str, ...]):
+    """beam_search_steps run to its end: (ids, log-probability)."""
+    steps = beam_search_steps(engine, width, length, tail, stops)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as end:
+            return end.value
+
+
+def beam_search_steps(engine, width: int, length: int, tail: str, stops: tuple[str, ...]):
     """The continuation of up to `length` characters with the highest total log-probability
     (T = 1) that `width` beams find from the engine's current state. The greedy path is kept
     among the beams all the way, so the result is never less likely than greedy's. A beam
-    that writes a stop string ends there. Returns (ids, log-probability); the engine's state
-    is left as it was."""
+    that writes a stop string ends there. Yields the characters searched after each step (a
+    caller shows progress, or stops); returns (ids, log-probability). The engine's state is
+    left as it was."""
     chars = engine.vocab.chars
     keep = max((len(s) for s in stops), default=0)
     states = engine.snapshot()[None]
@@ -86,7 +97,7 @@ def beam_search(engine, width: int, length: int, tail: str, stops: tuple[str, ..
     beams = [([], 0.0, tail[-keep:] if keep else "")]  # (ids, log-probability, text tail)
     greedy = 0  # which beam is the greedy path, None once it has ended
     finished = []
-    for _ in range(length):
+    for step in range(length):
         top = logits.max(axis=1, keepdims=True)
         scores = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
         totals = scores + np.array([b[1] for b in beams])[:, None]
@@ -116,5 +127,6 @@ def beam_search(engine, width: int, length: int, tail: str, stops: tuple[str, ..
         parents = np.array([where[row] for row in parents])
         states, logits = engine.feed_batch(states[rows], np.array(next_ids), parents)
         beams, greedy = alive, next_greedy
+        yield step + 1
     best = max(beams + finished, key=lambda b: b[1])
     return best[0], best[1]

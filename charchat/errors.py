@@ -11,3 +11,7 @@ class BadInput(CharchatError):
     """The command line or the piped script is wrong: exit status 2, as for usage errors."""
 
     exit_code = 2
+
+
+class Stopped(CharchatError):
+    """The person asked the action to stop (Ctrl+C): it ended early and changed nothing."""

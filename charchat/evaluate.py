@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from charchat.errors import CharchatError
 from charchat.model import CharLSTM
 from charchat.modelfile import Model, load_model, resolve_model
-from charchat.textfiles import code_points, id_table, text_chunks
+from charchat.textfiles import check_regular, code_points, id_table, text_chunks
 
 PARALLEL_STREAMS = 32  # validation scores this many stretches of the text side by side...
 BURN_IN = 256  # ...each warmed up on the text before it, so the figure matches `eval`
@@ -210,6 +210,7 @@ def evaluate_file(
             raise CharchatError("--threads must be above 0")
         torch.set_num_threads(threads)
     loaded = model if isinstance(model, Model) else load_model(resolve_model(model))
+    check_regular(Path(text_path), "scoring")
     length = sum(len(piece) for piece in text_chunks(text_path))
     if length < 2:
         what = "empty" if not length else f"too short ({length} characters)"

@@ -26,6 +26,14 @@ class Reading:
 
 
 @dataclass(frozen=True)
+class Searching:
+    """Progress of a beam search: `done` of `total` characters searched so far."""
+
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
 class Generated:
     char: str
     probability: float  # of this character under the model (T = 1)

@@ -71,9 +71,9 @@ def write_picture(session, path: Path) -> int:
         body = console.export_svg(title=f"charchat · {session.model.name}")
     else:
         body = console.export_html(inline_styles=True, code_format=HTML_PAGE)
-    from charchat.modelfile import atomic_write
+    from charchat.files import write_file
 
-    atomic_write(path, body.encode("utf-8"))
+    write_file(path, body.encode("utf-8"))
     return len(text)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from charchat import settings as spec
 from charchat.commands import CommandError
-from charchat.errors import CharchatError
+from charchat.errors import CharchatError, Stopped
 from charchat.events import CellStrips, Info, ProbRow, Probs, Score, SweepLine
 from charchat.sampling import entropy_bits, kept_mask, log_softmax, next_char, probabilities
 
@@ -115,7 +115,9 @@ def _text_to_study(session) -> tuple[str, str]:
     written = []
     try:
         engine.reset()
-        for _ in range(SAMPLE_CHARS):
+        for done in range(SAMPLE_CHARS):
+            if done % 64 == 0 and session.stop_requested:
+                raise Stopped(f"stopped after writing {done:,} of {SAMPLE_CHARS:,} characters")
             index, _, _ = next_char(engine.logits(), settings, rng)
             written.append(index)
             engine.feed(index)
@@ -125,15 +127,21 @@ def _text_to_study(session) -> tuple[str, str]:
     return text, f"{SAMPLE_CHARS:,} characters the model wrote from its starting state at T 0.8"
 
 
-def find_cells(session, feature: str) -> CellStrips:
+def find_cells(session, feature: str) -> CellStrips | Info:
     """The cells whose activation best tracks a feature of the text; nothing changes."""
     from charchat import cells
 
-    text, source = _text_to_study(session)
+    def should_stop() -> bool:
+        return session.stop_requested
+
     try:
-        values = cells.feature_values(feature, text)
-        acts = cells.activations(session.engine, session.model.vocab.encode(text).ids)
+        text, source = _text_to_study(session)
+        values = cells.feature_values(feature, text, should_stop)
+        ids = session.model.vocab.encode(text).ids
+        acts = cells.activations(session.engine, ids, should_stop)
         ranked = cells.rank_cells(acts, values)
+    except Stopped as e:
+        return Info(f"/cells find {e}; nothing changed")
     except CharchatError as e:
         raise CommandError(f"/cells: {e}") from None
     window = cells.strip_window(values)

@@ -10,13 +10,13 @@ import importlib.resources
 import json
 import os
 import struct
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from charchat.errors import CharchatError
+from charchat.files import write_file
 from charchat.vocab import Vocab
 
 FORMAT = "charchat"
@@ -118,30 +118,6 @@ class Model:
 # ---------------------------------------------------------------- writing
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder, fsync, rename: never a half-written file."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise CharchatError(f"cannot write to {folder}: {e.strerror}") from None
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise CharchatError(f"cannot write {path}: {e.strerror}") from None
-        raise
-
-
 def to_safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
     from safetensors.numpy import save
 
@@ -155,7 +131,7 @@ def save_model(model: Model, path: str | Path) -> Path:
         raise CharchatError("internal: tensors do not match the architecture")
     tensors = {k: np.asarray(v, dtype=np.float32) for k, v in model.tensors.items()}
     meta = {FORMAT: json.dumps(model.metadata(), ensure_ascii=False)}
-    atomic_write(path, to_safetensors_bytes(tensors, meta))
+    write_file(path, to_safetensors_bytes(tensors, meta))
     model.path = path
     return path
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from charchat.errors import CharchatError
+from charchat.errors import CharchatError, Stopped
+from charchat.files import replacing
 from charchat.vocab import Vocab
 
 DEFAULT_MIN_CHARS = 20
@@ -28,13 +28,20 @@ FOLLOW_TAIL = 512  # characters of read text followed for a copy the model might
 MIN_CHARS_RANGE = (4, 1000)
 
 
-def suffix_array(ids: np.ndarray) -> np.ndarray:
-    """Start positions of all suffixes of ids in sorted order (prefix doubling)."""
+def _never() -> bool:
+    return False
+
+
+def suffix_array(ids: np.ndarray, should_stop=_never) -> np.ndarray:
+    """Start positions of all suffixes of ids in sorted order (prefix doubling); should_stop()
+    is asked between doublings (Stopped)."""
     n = len(ids)
     rank = ids.astype(np.int64)
     order = np.argsort(rank, kind="stable")
     span = 1
     while True:
+        if should_stop():
+            raise Stopped("stopped while indexing the text")
         second = np.full(n, -1, dtype=np.int64)
         second[: n - span] = rank[span:]
         order = np.lexsort((second, rank))
@@ -57,7 +64,9 @@ class TextIndex:
         self.text, self.array = text, array
 
     @classmethod
-    def build(cls, text: str, vocab: Vocab, cache: Path | None = None) -> TextIndex:
+    def build(
+        cls, text: str, vocab: Vocab, cache: Path | None = None, should_stop=_never
+    ) -> TextIndex:
         if len(vocab) >= UNKNOWN:
             raise CharchatError(
                 f"novelty works with vocabularies of up to {UNKNOWN - 1} characters; this "
@@ -81,7 +90,7 @@ class TextIndex:
                     return cls(data, array)
             except (OSError, ValueError):
                 pass  # rebuilt below
-        array = suffix_array(ids)
+        array = suffix_array(ids, should_stop)
         if path is not None:
             _save_atomically(path, array)
         return cls(data, array)
@@ -109,11 +118,9 @@ class TextIndex:
 def _save_atomically(path: Path, array: np.ndarray) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        with os.fdopen(fd, "wb") as f:
+        with replacing(path) as temporary, open(temporary, "wb") as f:
             np.save(f, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except OSError:
+    except (OSError, CharchatError):
         pass  # a cache that cannot be written only costs the next run the build
 
 
@@ -203,7 +210,7 @@ def novelty_of(index: TextIndex, ids, min_chars: int = DEFAULT_MIN_CHARS) -> Nov
     return Novelty([matcher.push(int(i)) for i in ids], min_chars)
 
 
-def find_corpus(card: dict, model_path: Path | None) -> Path:
+def find_corpus(card: dict, model_path: Path | None, should_stop=_never) -> Path:
     """The training text a model card names, looked for by name and checked by hash in the
     current folder, the model's folder and the folders in $CHARCHAT_CORPORA."""
     from charchat.corpus import read_text
@@ -216,7 +223,7 @@ def find_corpus(card: dict, model_path: Path | None) -> Path:
     for folder in folders:
         candidate = folder / name
         if candidate.is_file():
-            text = read_text(candidate, purpose="novelty")
+            text = read_text(candidate, 2, "novelty", MAX_INDEX_CHARS, should_stop)
             if hashlib.sha256(text.encode("utf-8")).hexdigest() == sha:
                 return candidate
     where = ", ".join(str(f) for f in folders)
@@ -247,7 +254,8 @@ def report(model_name, corpus: Path, temps, length, min_chars, prompt="", seed=1
     for t in temps:
         TEMPERATURE.parse(str(t))
     model = load_model(resolve_model(model_name))
-    index = TextIndex.build(read_text(corpus, purpose="novelty"), model.vocab, novelty_cache())
+    text = read_text(corpus, 2, "novelty", MAX_INDEX_CHARS)
+    index = TextIndex.build(text, model.vocab, novelty_cache())
     lines = [
         f"{'T':>5}  {'chars':>6}  {'longest copy':>12}  {f'copied (>= {min_chars})':>16}  spans",
     ]

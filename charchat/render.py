@@ -196,9 +196,19 @@ def status_text(session, width: int | None = None) -> str:
     if session.last_entropy is not None:
         parts.append(f"H {session.last_entropy:.2f} bits")
     parts.append(f"pace {session.speed:g}/s" if session.speed else "unpaced")
-    if session.last_speed:
-        parts.append(f"engine {session.last_speed:,.0f} chars/s")
-    return fit(" │ ".join(parts), width)
+    parts.append(engine_text(session))
+    return fit(" │ ".join(p for p in parts if p), width)
+
+
+def engine_text(session) -> str:
+    """How hard the engine works. Paced, it waits for the reader most of the time: the share
+    of the turn it spent idle says so (its speed in the short bursts between waits, with the
+    weights gone cold, would read as a slow engine). Unpaced: characters a second."""
+    capacity = f"{session.last_speed:,.0f} chars/s" if session.last_speed else ""
+    if session.speed and session.busy_share is not None:
+        idle = f"engine idle {1 - session.busy_share:.0%}"
+        return f"{idle} (unpaced {capacity})" if capacity else idle
+    return f"engine {capacity}" if capacity else ""
 
 
 def fit(text: str, width: int | None) -> str:
@@ -231,6 +241,8 @@ class Renderer:
         self.status_rows = 0  # the terminal's height while the status bar is pinned
         self.open_code = ""  # the colour streamed characters are being written in
         self.progress_shown = False  # a "reading the prompt" line is on screen
+        self.status_shown = ""  # the status bar's text, while it is pinned
+        self.activity = ""  # work under way, shown in front of the status bar
         self._show = {
             events.PromptRead: self._prompt,
             events.Generated: self._generated,
@@ -240,6 +252,7 @@ class Renderer:
             events.Probs: lambda e: self._answer(probs_lines(e, self.width())),
             events.SweepLine: self._sweep_line,
             events.Reading: self._reading,
+            events.Searching: self._searching,
             events.Score: self._score,
             events.SurpriseColours: self._surprise_colours,
             events.CellStrips: self._cell_strips,
@@ -276,8 +289,11 @@ class Renderer:
             self.open_code = ""
 
     def note(self, text: str) -> None:
-        """Information about the session: dim on a terminal, stderr in a pipe."""
+        """Information about the session: dim on a terminal (on a line of its own), stderr in a
+        pipe."""
         if self.terminal:
+            if self.wrote_text:
+                self.end_turn()
             self.line(text, DIM)
         else:
             self.line(f"charchat: {text}", stream=self.err)
@@ -299,17 +315,29 @@ class Renderer:
     # ---------------------------------------------------------- a turn
 
     def _reading(self, event) -> None:
+        self._progress("reading the prompt", event.done, event.total)
+
+    def _searching(self, event) -> None:
+        """In the status bar: the prompt may already stand on the line the text continues."""
+        self.activity = f"beam search: {event.done:,} of {event.total:,} characters"
+        self.draw_status(self.status_shown)
+
+    def _progress(self, what: str, done: int, total: int) -> None:
+        """One line that counts up in place, on a terminal only; cleared by what follows."""
         if not self.terminal:
             return
-        share = event.done / max(1, event.total)
-        text = f"reading the prompt: {event.done:,} of {event.total:,} characters ({share:.0%})"
+        self.close_colour()
+        text = f"{what}: {done:,} of {total:,} characters ({done / max(1, total):.0%})"
         self.write("\r\x1b[2K" + self.style(DIM, text) + " (Ctrl+C stops)")
         self.progress_shown = True
 
-    def _prompt(self, event) -> None:
+    def _clear_progress(self) -> None:
         if self.progress_shown:
             self.write("\r\x1b[2K")
             self.progress_shown = False
+
+    def _prompt(self, event) -> None:
+        self._clear_progress()
         for text in unknown_notes(event):
             self.note(text)
         if not event.text or not (self.terminal or self.echo):
@@ -325,6 +353,9 @@ class Renderer:
             self.stream_char(USER, safe_text(event.text))
 
     def _generated(self, event) -> None:
+        if self.activity:
+            self.activity = ""
+            self.draw_status(self.status_shown)
         surprise = surprise_bits(event.probability)
         code = surprise_colour(surprise) if self.surprise_colours else MODEL
         if event.cell is not None:
@@ -333,6 +364,7 @@ class Renderer:
         self.wrote_text = True
 
     def end_turn(self, stopped: bool = False) -> None:
+        self._clear_progress()
         self.close_colour()
         if self.wrote_text:
             self.write("\n")
@@ -398,12 +430,14 @@ class Renderer:
         self.draw_status(text)
 
     def draw_status(self, text: str) -> None:
+        self.status_shown = text
         if not self.status_rows:
             return
-        text = fit(text, shutil.get_terminal_size().columns)
+        text = fit(f"{self.activity} │ {text}" if self.activity else text, self.width())
         self.write(f"\x1b7\x1b[{self.status_rows};1H\x1b[2K{self.style(REVERSE, text)}\x1b8")
 
     def close_status(self) -> None:
+        self.activity = ""
         if not self.status_rows:
             return
         self.write(f"\x1b7\x1b[r\x1b[{self.status_rows};1H\x1b[2K\x1b8")

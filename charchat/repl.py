@@ -8,78 +8,36 @@ Everything shown goes through render.Renderer.
 
 from __future__ import annotations
 
+import queue
 import shutil
 import signal
 import sys
 import threading
-from contextlib import contextmanager
+import time
+from contextlib import contextmanager, nullcontext
 
 from prompt_toolkit import PromptSession
-from prompt_toolkit.completion import Completer, Completion
 from prompt_toolkit.formatted_text import FormattedText
-from prompt_toolkit.history import FileHistory, InMemoryHistory
 from prompt_toolkit.input.typeahead import get_typeahead
 from prompt_toolkit.key_binding import KeyBindings
-from prompt_toolkit.keys import Keys
 
 from charchat import commands
+from charchat.completion import CommandCompleter, history_for
 from charchat.errors import CharchatError
-from charchat.events import Generated, Quit, Reading
+from charchat.events import Generated, Quit, Reading, Searching
+from charchat.keyboard import ActionKeys
 from charchat.pace import POLL_SECONDS, Pacer
 from charchat.render import Renderer, safe_text, status_text, wants_colour
 from charchat.session import Session
-from charchat.settings import MAX_TEMPERATURE, MODES
 
-TEMPERATURE_STEP = 0.1
 STATUS_SECONDS = 0.1  # the status bar is redrawn at most this often (and on every key)
 STREAMING_KEYS = "↑↓ temperature, ←→ pace, Tab mode, space pause, Ctrl+C stop"
-STREAM_MODES = tuple(m for m in MODES if m != "beam")  # what Tab cycles through
+WORKING_KEYS = "working… Ctrl+C stops"
+STATUS_AFTER = 0.2  # a command that takes longer than this gets the status bar
 
 
 def _now(poll) -> bool:
     return poll()
-
-
-class CommandCompleter(Completer):
-    """Commands after '/', model names after '/model ', modes after '/mode '."""
-
-    def get_completions(self, document, complete_event):
-        text = document.text_before_cursor
-        if not text.startswith("/") or "\n" in text:
-            return
-        if " " not in text:
-            for word in commands.completion_words():
-                if word.startswith(text.lower()):
-                    yield Completion(word + " ", start_position=-len(text), display=word)
-            return
-        name, _, arg = text.partition(" ")
-        options: list[str] = []
-        if name == "/model":
-            from charchat.modelfile import available_models
-
-            options = [n for n, _, _ in available_models()]
-        elif name == "/mode":
-            options = list(MODES)
-        elif name in ("/color", "/colour"):
-            options = ["on", "off"]
-        elif name == "/help":
-            options = [c.name for c in commands.COMMANDS]
-        for option in options:
-            if option.startswith(arg):
-                yield Completion(option, start_position=-len(arg))
-
-
-def history_for() -> FileHistory | InMemoryHistory:
-    from charchat.modelfile import user_data_dir
-
-    folder = user_data_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / "history"
-        path.touch(exist_ok=True)
-        return FileHistory(str(path))
-    except OSError:
-        return InMemoryHistory()
 
 
 class Repl:
@@ -102,10 +60,10 @@ class Repl:
             colour=wants_colour(out) if colour is None else colour,
             surprise_colours=session.surprise_colours,
         )
-        self.keys = keys  # polled between streamed characters; None: no keys while streaming
-        self.typeahead = ""  # text typed while streaming, offered at the next prompt
+        self.keys = keys  # read while an action runs; None: no keys then
         self.pacer = pacer or Pacer(session.speed)
-        self.paused = False
+        self.action_keys = ActionKeys(session, self.pacer)
+        self.typeahead = self.action_keys.typeahead  # lines typed while an action runs
         bindings = KeyBindings()
 
         @bindings.add("c-c")
@@ -137,71 +95,56 @@ class Repl:
     def poll_keys(self) -> bool:
         """Apply keys pressed while streaming; True when the user asked to stop. While paused,
         wait here for the key that resumes."""
-        stop = self._apply_keys()
+        stop = self._apply_keys(steering=True)
         while self.paused and not stop:
             self.pacer.sleep(POLL_SECONDS)
-            stop = self._apply_keys()
+            stop = self._apply_keys(steering=True)
         return stop
 
-    def _apply_keys(self) -> bool:
+    @property
+    def paused(self) -> bool:
+        return self.action_keys.paused
+
+    def _apply_keys(self, steering: bool) -> bool:
+        """Read the keys pressed since the last call; True when one asks to stop. `steering`:
+        a stream is showing, so ↑↓ ←→ Tab and space act on it; otherwise they are typed."""
         if self.keys is None:
             return False
-        stop = False
         # Keys pressed after Enter while prompt_toolkit was still finishing (it waits up to a
         # second for a terminal's answer to its cursor-position request) were kept as its
-        # typeahead: they belong to this turn, so they come first.
-        for press in get_typeahead(self.keys) + self.keys.read_keys():
-            key, data = press.key, press.data
-            if key in (Keys.ControlC, Keys.ControlD, Keys.Escape):
-                stop = True
-            elif key == Keys.Up or data == "+":
-                self.nudge_temperature(+TEMPERATURE_STEP)
-            elif key == Keys.Down or data == "-":
-                self.nudge_temperature(-TEMPERATURE_STEP)
-            elif key == Keys.Right:
-                self.pacer.faster()
-            elif key == Keys.Left:
-                self.pacer.slower()
-            elif key == Keys.ControlI:  # Tab
-                self.cycle_mode()
-            elif data == " " and not self.typeahead:
-                self.paused = not self.paused
-            elif key == Keys.Backspace:
-                self.typeahead = self.typeahead[:-1]
-            elif len(data) == 1 and data.isprintable():
-                self.typeahead += data
-            else:
-                continue
-            self.session.speed = self.pacer.rate
-            self.render.draw_status(self.streaming_status())
+        # typeahead: they belong to this action, so they come first.
+        presses = get_typeahead(self.keys) + self.keys.read_keys()
+        stop, shown = self.action_keys.apply(presses, steering)
+        if shown:
+            self.render.draw_status(self.streaming_status() if steering else self.working_status())
         return stop
-
-    def nudge_temperature(self, delta: float) -> None:
-        s = self.session
-        t = min(MAX_TEMPERATURE, max(0.0, round(s.settings.temperature + delta, 2)))
-        s.settings = s.settings.with_(temperature=t)
-
-    def cycle_mode(self) -> None:
-        s = self.session
-        if s.settings.mode in STREAM_MODES:
-            following = STREAM_MODES[(STREAM_MODES.index(s.settings.mode) + 1) % len(STREAM_MODES)]
-            s.settings = s.settings.with_(mode=following)
 
     def streaming_status(self) -> str:
         keys = STREAMING_KEYS if not self.paused else "paused: space resumes"
-        return status_text(self.session) + " │ " + keys
+        return self._with_typeahead(status_text(self.session) + " │ " + keys)
+
+    def working_status(self) -> str:
+        return self._with_typeahead(WORKING_KEYS + " │ " + status_text(self.session))
+
+    def _with_typeahead(self, text: str) -> str:
+        """What was typed meanwhile comes first: the bar is cut on the right."""
+        waiting = self.typeahead.summary()
+        return f"{safe_text(waiting, False)} │ {text}" if waiting else text
+
+    def raw_keys(self):
+        """The terminal in raw mode while an action runs: keys arrive as keys, not signals."""
+        return self.keys.raw_mode() if self.keys is not None else nullcontext()
 
     def stream(self, events) -> None:
-        """Show one turn; the terminal is raw meanwhile, so keys arrive as keys, not signals."""
-        if self.keys is None:
+        """Show one turn, reading keys between characters."""
+        with self.raw_keys():
             self._stream(events)
-        else:
-            with self.keys.raw_mode():
-                self._stream(events)
 
     def _stream(self, events) -> None:
+        """Show events as they come. A key that stops asks the session to stop; its events
+        then wind down (what was read, what was written, how far it got) and are shown."""
         stopped = False
-        self.paused = False
+        self.action_keys.paused = False
         self.pacer.rate = self.session.speed
         self.pacer.start()
         self.render.open_status(self.streaming_status())
@@ -209,11 +152,11 @@ class Repl:
         try:
             for event in events:
                 self.render.show(event)  # shown first: what is read is on screen
-                if isinstance(event, (Generated, Reading)):
+                if not stopped and isinstance(event, (Generated, Reading, Searching)):
                     wait = self.pacer.wait if isinstance(event, Generated) else _now
                     if wait(self.poll_keys):
                         stopped = True
-                        break
+                        self.session.request_stop()
                 if self.pacer.clock() - drawn >= STATUS_SECONDS:
                     self.render.draw_status(self.streaming_status())
                     drawn = self.pacer.clock()
@@ -226,10 +169,52 @@ class Repl:
 
     # ---------------------------------------------------------- commands
 
+    def command(self, line: str) -> bool:
+        """Run a command that writes no text: its work happens in a worker thread while this
+        one shows its events and reads keys, so Ctrl+C stops it at once and lines typed
+        meanwhile are kept. True when the command asks to leave."""
+        results: queue.SimpleQueue = queue.SimpleQueue()
+        done = object()
+
+        def work():
+            try:
+                for event in self.session.handle(line):
+                    results.put(event)
+            except BaseException as e:  # raised again in this thread, below
+                results.put(_Failed(e))
+            results.put(done)
+
+        worker = threading.Thread(target=work, name="charchat-command", daemon=True)
+        leave = stopping = False
+        started = drawn = time.monotonic()
+        with self.raw_keys():
+            worker.start()
+            try:
+                while (item := _next(results)) is not done:
+                    if isinstance(item, _Failed):
+                        raise item.error
+                    if isinstance(item, Quit):
+                        leave = True
+                    elif item is not None:
+                        self.render.show(item)
+                    stopping = self._apply_keys(steering=False) or stopping
+                    if stopping:
+                        self.session.request_stop()  # again until it ends: never missed
+                    now = time.monotonic()
+                    if not self.render.status_rows and now - started > STATUS_AFTER:
+                        self.render.open_status(self.working_status())
+                    elif now - drawn >= STATUS_SECONDS:
+                        self.render.draw_status(self.working_status())
+                        drawn = now
+            finally:
+                self.render.close_status()
+                worker.join()
+        return leave
+
     @contextmanager
     def ctrl_c_stops_the_action(self):
-        """Outside a stream the terminal is not raw: Ctrl+C is a signal. Turn it into a
-        request to stop, so a long /sweep, /score or /model ends cleanly, session intact."""
+        """Where the terminal is not raw, Ctrl+C is a signal. Turn it into a request to stop,
+        so a long action ends cleanly, session intact."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -254,28 +239,44 @@ class Repl:
 
     def _loop(self) -> int:
         while True:
-            try:
-                line = self.prompt.prompt("› ", default=self.typeahead)
-                self.typeahead = ""
-            except KeyboardInterrupt:
-                self.render.note("(Ctrl+C again stops generation; Ctrl+D or /quit leaves)")
-                continue
-            except EOFError:
-                return 0
-            is_command = commands.is_command(line) and "\n" not in line.strip()
-            if is_command:
+            line = self.typeahead.next_line()
+            if line is None:
+                if self.typeahead.leave:
+                    return 0
+                try:
+                    line = self.prompt.prompt("› ", default=self.typeahead.take_partial())
+                except KeyboardInterrupt:
+                    self.render.note("(Ctrl+C again stops generation; Ctrl+D or /quit leaves)")
+                    continue
+                except EOFError:
+                    return 0
+            elif line.strip():
+                self.prompt.history.append_string(line)
+            if commands.is_command(line) and "\n" not in line.strip():
                 self.render.note(f"› {safe_text(line, False)}")
             try:
-                events = self.session.handle(line)
                 if not commands.writes(line):
-                    for event in events:
-                        if isinstance(event, Quit):
-                            return 0
-                        self.render.show(event)
+                    if self.command(line):
+                        return 0
                     continue
-                self.stream(events)
+                self.stream(self.session.handle(line))
             except CharchatError as e:
                 self.render.error(str(e))
+
+
+class _Failed:
+    """An exception raised in the worker thread, carried to the REPL's thread."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def _next(results: queue.SimpleQueue):
+    """The worker's next result, or None when none came within a poll's time."""
+    try:
+        return results.get(timeout=POLL_SECONDS)
+    except queue.Empty:
+        return None
 
 
 def run_repl(session: Session) -> int:

@@ -15,7 +15,7 @@ def _clean(logits: np.ndarray) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64)
     if np.isfinite(z).all():
         return z
-    return np.nan_to_num(z, nan=-np.inf, posinf=np.finfo(np.float64).max)
+    return np.nan_to_num(z, nan=-np.inf, posinf=np.finfo(np.float64).max, neginf=-np.inf)
 
 
 def most_likely(logits: np.ndarray) -> int:

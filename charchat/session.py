@@ -19,7 +19,7 @@ import numpy as np
 from charchat import commands, looking
 from charchat import settings as spec
 from charchat.commands import CommandError
-from charchat.decoding import NGramIndex, banned_ids, beam_search, escape, stop_hit
+from charchat.decoding import NGramIndex, banned_ids, beam_search_steps, escape, stop_hit
 from charchat.engine import PRIME_CHUNK, Engine
 from charchat.errors import CharchatError
 from charchat.events import (
@@ -29,15 +29,18 @@ from charchat.events import (
     PromptRead,
     Quit,
     Reading,
+    Searching,
     SurpriseColours,
     TurnDone,
 )
-from charchat.modelfile import Model, atomic_write, load_model, resolve_model
+from charchat.files import write_file
+from charchat.modelfile import Model, load_model, resolve_model
 from charchat.sampling import log_softmax, next_char
 from charchat.settings import Settings
 from charchat.transcript import Transcript, Turn
 
 LOG2E = 1 / math.log(2)
+SEARCH_SHOWN_EVERY = 8  # beam-search steps between progress events (and chances to stop)
 
 
 @dataclass
@@ -58,7 +61,8 @@ class Session:
         self._transcript = Transcript()
         self.turns: list[Turn] = []
         self.last_entropy: float | None = None
-        self.last_speed: float | None = None  # the engine's own characters a second
+        self.last_speed: float | None = None  # the engine's characters a second, unpaced
+        self.busy_share: float | None = None  # of the last paced turn's time, spent computing
         self.stop_requested = False
         self._ngrams: NGramIndex | None = None  # of the transcript, while norepeat is on
         self.novelty = None  # a novelty.NoveltyWatch, while /novelty is on
@@ -144,10 +148,13 @@ class Session:
         vocab = self.model.vocab
         done = forced = 0
         busy = 0.0  # seconds spent computing, not waiting for the consumer
+        unpaced = [0, 0.0]  # characters and seconds computed while unpaced
         tail = self._stop_tail()
         ngrams = self._ngram_index()
         if self.novelty is not None:
             self.novelty.start_turn()
+        turn_started = time.perf_counter()
+        self.busy_share = None
         while done < length and not self.stop_requested:
             started = time.perf_counter()
             settings = self.settings  # read every step: it may change mid-stream
@@ -160,16 +167,22 @@ class Session:
             char = vocab.chars[index]
             copied = self._wrote(index, char, ngrams)
             done += 1
-            busy += time.perf_counter() - started
-            if done % 16 == 0:
-                self.last_speed = done / busy
+            finished = time.perf_counter()
+            busy += finished - started
+            if self.speed:  # paced: the share of the turn the engine worked
+                self.busy_share = busy / (finished - turn_started)
+            else:
+                unpaced[0] += 1
+                unpaced[1] += finished - started
+                if unpaced[0] % 16 == 0:
+                    self.last_speed = unpaced[0] / unpaced[1]
             yield Generated(char, math.exp(logprob), self.last_entropy, copied, self._cell_value())
             if self.stops:
                 tail = (tail + char)[-max(map(len, self.stops)) :]
                 if stop_hit(tail, self.stops):
                     break
-        if done and busy > 0:
-            self.last_speed = done / busy
+        if unpaced[0] and unpaced[1] > 0:
+            self.last_speed = unpaced[0] / unpaced[1]
         yield TurnDone(done, busy)
         yield from self._copy_note()
         if forced:
@@ -183,7 +196,20 @@ class Session:
         started = time.perf_counter()
         length = int(min(length, spec.LENGTH.high))
         width = self.settings.beam_width
-        ids, _ = beam_search(self.engine, width, length, self._stop_tail(), self.stops)
+        search = beam_search_steps(self.engine, width, length, self._stop_tail(), self.stops)
+        while True:
+            try:
+                done = next(search)
+            except StopIteration as end:
+                ids, _ = end.value
+                break
+            if done % SEARCH_SHOWN_EVERY:
+                continue
+            yield Searching(done, length)  # the state is untouched until the search ends
+            if self.stop_requested:
+                yield Info(f"beam search stopped after {done:,} of {length:,} characters")
+                yield TurnDone(0, time.perf_counter() - started)
+                return
         ngrams = self._ngram_index()
         seconds = time.perf_counter() - started
         done = 0
@@ -295,7 +321,7 @@ class Session:
             self.stops = (*[s for s in self.stops if s != value], value)
         if not self.stops:
             return Info("no stop strings (/stop TEXT adds one)")
-        listed = ", ".join(repr(escape(s)) for s in self.stops)
+        listed = ", ".join(f"'{escape(s)}'" for s in self.stops)
         return Info(f"a turn ends right after any of: {listed}")
 
     def _cmd_len(self, value: float):
@@ -331,6 +357,7 @@ class Session:
 
     def _undo(self) -> int:
         turn = self.turns[-1]
+        removed = len(self._transcript) - turn.transcript_length
         try:
             self._transcript.truncate(turn.transcript_length)
         except CharchatError as e:
@@ -338,7 +365,6 @@ class Session:
         self.turns.pop()
         self.engine.restore(turn.snapshot)
         self._ngrams = None
-        removed = len(self._transcript) - turn.transcript_length
         self._follow_transcript()
         return removed
 
@@ -388,7 +414,7 @@ class Session:
 
                 shown = write_picture(self, path)
             else:
-                atomic_write(path, self.transcript.encode("utf-8"))
+                write_file(path, self.transcript.encode("utf-8"))
         except CharchatError as e:
             raise CommandError(f"/save: {e}") from None
         if picture:
@@ -403,9 +429,11 @@ class Session:
             try:
                 path = sessionfile.save_session(self, Path(filename))
             except CharchatError as e:
-                raise CommandError(f"/session: {e}") from None
+                raise CommandError(f"/session save: {e}") from None
             return Info(f"session saved to {path} ({len(self._transcript):,} characters)")
-        sessionfile.restore(self, sessionfile.read_session(Path(filename)), filename, reread)
+        data = sessionfile.read_session(Path(filename))
+        if not sessionfile.restore(self, data, filename, reread, lambda: self.stop_requested):
+            return Info(f"/session load stopped while rereading {filename}; nothing changed")
         self._follow_transcript()
         how = "its transcript read into this model" if reread else "continuing exactly"
         return Info(f"session loaded from {filename}: {len(self._transcript):,} characters, {how}")
@@ -424,15 +452,27 @@ class Session:
 
     def _novelty_on(self, corpus: str | None) -> Info:
         from charchat.corpus import read_text
-        from charchat.novelty import NoveltyWatch, TextIndex, find_corpus, novelty_cache
+        from charchat.errors import Stopped
+        from charchat.novelty import (
+            MAX_INDEX_CHARS,
+            NoveltyWatch,
+            TextIndex,
+            find_corpus,
+            novelty_cache,
+        )
+
+        def should_stop() -> bool:
+            return self.stop_requested
 
         try:
             if corpus:
                 path = Path(corpus).expanduser()
             else:
-                path = find_corpus(self.model.card, self.model.path)
-            text = read_text(path, purpose="novelty")
-            index = TextIndex.build(text, self.model.vocab, novelty_cache())
+                path = find_corpus(self.model.card, self.model.path, should_stop)
+            text = read_text(path, 2, "novelty", MAX_INDEX_CHARS, should_stop)
+            index = TextIndex.build(text, self.model.vocab, novelty_cache(), should_stop)
+        except Stopped as e:
+            return Info(f"/novelty on {e}; novelty is as it was")
         except CharchatError as e:
             raise CommandError(f"/novelty: {e}") from None
         min_chars = self.novelty.min_chars if self.novelty else None

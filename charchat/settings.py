@@ -49,7 +49,7 @@ class Number:
 
     def parse(self, text: str) -> float | int:
         try:
-            value = int(text) if self.whole else float(text)
+            value = int(text) if self.whole else float(text) + 0.0  # -0 is 0
         except ValueError:
             raise self.error(text or "nothing") from None
         return self.check(value, text)
@@ -98,6 +98,7 @@ MIN_P = Number("min-p", False, 0.05, 0.0, 1.0, low_open=True, note="1 = greedy")
 BEAM_WIDTH = Number("beam width", True, 8, 1, 64)
 NO_REPEAT = Number("n-gram length", True, 0, 0, 1000, note="0 = off")
 STOPS_MOST = 16
+STOP_CHARS = 1000  # characters in one stop string
 LENGTH = Number("length", True, 400, 1, MAX_LENGTH)
 SEED = Number("seed", True, None, 0, 2**63 - 1)
 PROBS_SHOWN = Number("N", True, 10, 1, 200)

@@ -14,7 +14,7 @@ import codecs
 import hashlib
 import json
 import os
-import tempfile
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from charchat.errors import CharchatError
+from charchat.files import replacing, write_file
 from charchat.vocab import Vocab
 
 CHUNK_BYTES = 8 << 20
@@ -76,6 +77,7 @@ def corpus_files(paths: list[Path]) -> list[Path]:
                 raise CharchatError(f"{path} holds no files to learn from")
             files += found
         else:
+            check_regular(path, "training")
             files.append(path)
     return files
 
@@ -161,10 +163,25 @@ def text_chunks(path: Path) -> Iterator[str]:
 
 
 def check_readable(path: Path) -> None:
+    """A file, or a pipe (read with a bound); a device or socket would be read without end."""
     if not path.exists():
         raise CharchatError(f"no such file: {path}")
     if path.is_dir():
         raise CharchatError(f"{path} is a directory, not a text file")
+    mode = path.stat().st_mode
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):
+        kind = "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise CharchatError(f"{path} is {kind}, not a text file")
+
+
+def check_regular(path: Path, purpose: str) -> None:
+    """A regular file: what is read twice (training's two passes, an index kept on disk)
+    cannot be a stream, and opening a pipe nobody writes to would wait for ever."""
+    check_readable(path)
+    if not path.is_file():
+        raise CharchatError(
+            f"{path} is a pipe, not a file; {purpose} needs a file: save the text to one first"
+        )
 
 
 def code_points(text: str) -> np.ndarray:
@@ -202,48 +219,40 @@ def _encode(files: list[Path], name: str, key: str | None) -> EncodedText:
     table = id_table(vocab)
     if key is None:
         ids = np.empty(total, dtype=table.dtype)
-        out = None
-    else:
-        folder = cache_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
-        os.close(fd)
-        ids = np.memmap(tmp, dtype=table.dtype, mode="w+", shape=(total,))
-        out = Path(tmp)
+        return EncodedText(vocab, ids, _fill(ids, files, table), sha.hexdigest(), name)
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    with replacing(folder / f"{key}.ids") as temporary:
+        ids = np.memmap(temporary, dtype=table.dtype, mode="w+", shape=(total,))
+        documents = _fill(ids, files, table)
+        ids.flush()
+        del ids
+    meta = {
+        "format": CACHE_FORMAT,
+        "chars": "".join(vocab.chars),
+        "dtype": table.dtype.name,
+        "lengths": [d.end - d.start for d in documents],
+        "sha256": sha.hexdigest(),
+    }
+    _write_json_atomically(folder / f"{key}.json", meta)
+    return _load_cached(key, files)
+
+
+def _fill(ids: np.ndarray, files: list[Path], table: np.ndarray) -> list[Document]:
+    """Every file's ids, one after another, into ids; the documents they make."""
     documents, at = [], 0
-    try:
-        for path in files:
-            start = at
-            for chunk in _decoded_chunks(path):
-                points = code_points(chunk)
-                ids[at : at + len(points)] = table[points]
-                at += len(points)
-            documents.append(Document(str(path), start, at))
-        if out is not None:
-            ids.flush()
-            del ids
-            meta = {
-                "format": CACHE_FORMAT,
-                "chars": "".join(vocab.chars),
-                "dtype": table.dtype.name,
-                "lengths": [d.end - d.start for d in documents],
-                "sha256": sha.hexdigest(),
-            }
-            os.replace(out, cache_dir() / f"{key}.ids")
-            _write_json_atomically(cache_dir() / f"{key}.json", meta)
-            return _load_cached(key, files)
-    except BaseException:
-        if out is not None:
-            out.unlink(missing_ok=True)
-        raise
-    return EncodedText(vocab, ids, documents, sha.hexdigest(), name)
+    for path in files:
+        start = at
+        for chunk in _decoded_chunks(path):
+            points = code_points(chunk)
+            ids[at : at + len(points)] = table[points]
+            at += len(points)
+        documents.append(Document(str(path), start, at))
+    return documents
 
 
 def _write_json_atomically(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
+    write_file(path, json.dumps(data).encode("utf-8"))
 
 
 def _load_cached(key: str, files: list[Path]) -> EncodedText | None:

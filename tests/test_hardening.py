@@ -15,6 +15,7 @@ from conftest import TEXT, random_model
 from charchat import settings as spec
 from charchat.commands import CommandError
 from charchat.engine import PRIME_CHUNK, Engine
+from charchat.errors import CharchatError
 from charchat.session import Session
 
 
@@ -183,3 +184,107 @@ def test_a_git_lfs_pointer_is_named_as_such(tmp_path):
     result = charchat("-m", str(pointer), input=b"the\n")
     one_line_error(result, 1)
     assert b"Git LFS pointer" in result.stderr
+
+
+def test_undo_says_how_many_characters_it_removed():
+    s = Session(random_model(), length=12, seed=1)
+    list(s.handle("ab"))
+    (info,) = list(s.handle("/undo"))
+    assert info.text == "undone: 14 characters removed" and s.transcript == ""
+
+
+def test_norepeat_1_leaks_no_numpy_warning(tiny_model_path):
+    result = charchat("-m", str(tiny_model_path), "-n", "30", input=b"/norepeat 1\nab\n")
+    assert result.returncode == 0
+    lines = result.stderr.decode().splitlines()
+    assert lines[0] == "charchat: never writing a 1-character sequence the text already has"
+    assert all(line.startswith("charchat: ") for line in lines) and "Warning" not in lines[1]
+
+
+def test_stop_strings_are_listed_as_typed():
+    s = Session(random_model(), length=5)
+    list(s.handle(r"/stop \n"))
+    (info,) = list(s.handle("/stop"))
+    assert info.text == r"a turn ends right after any of: '\n'"
+
+
+def test_minus_zero_is_zero():
+    s = Session(random_model(), length=5)
+    (info,) = list(s.handle("/temp -0"))
+    assert info.text.startswith("temperature 0 (greedy)")
+
+
+def test_calibrate_with_text_and_a_temperature_says_not_both(tmp_path, tiny_model_path):
+    text = tmp_path / "t.txt"
+    text.write_text(TEXT)
+    out = tmp_path / "c.safetensors"
+    result = charchat(
+        "calibrate", str(tiny_model_path), str(text), "--temperature", "1.2", "-o", str(out)
+    )
+    one_line_error(result, 1)
+    assert b"not both" in result.stderr and not out.exists()
+
+
+# ---------------------------------------------------------------- inputs without an end
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "/dev/zero", "--minutes", "0.1"],
+        ["eval", "MODEL", "/dev/zero"],
+        ["calibrate", "MODEL", "/dev/zero"],
+    ],
+)
+def test_a_device_as_a_text_is_refused_at_once(args, tmp_path, tiny_model_path):
+    args = [str(tiny_model_path) if a == "MODEL" else a for a in args]
+    if args[0] != "eval":
+        args += ["-o", str(tmp_path / "out.safetensors")]
+    result = charchat(*args, timeout=60)
+    one_line_error(result, 1)
+    assert b"/dev/zero is a device, not a text file" in result.stderr
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_device_as_a_novelty_corpus_or_session_is_refused_and_changes_nothing():
+    s = Session(random_model(), length=5, seed=1)
+    for line in ("/novelty on /dev/zero", "/session load /dev/zero"):
+        with pytest.raises(CommandError, match="/dev/zero is a device, not a text file"):
+            list(s.handle(line))
+    assert s.novelty is None and s.transcript == ""
+
+
+def test_endless_piped_input_is_refused_in_bounded_memory(tiny_model_path):
+    """A stream with no newline: refused at the line limit, not read to its end."""
+    with subprocess.Popen(
+        [sys.executable, "-c", "import sys\nwhile True: sys.stdout.buffer.write(b'a' * 65536)"],
+        stdout=subprocess.PIPE,
+    ) as endless:
+        result = subprocess.run(
+            [sys.executable, "-m", "charchat", "-m", str(tiny_model_path), "-n", "5"],
+            stdin=endless.stdout,
+            capture_output=True,
+            timeout=120,
+        )
+        endless.kill()
+    one_line_error(result, 2)
+    assert b"longer than" in result.stderr
+
+
+def test_a_catastrophic_pattern_is_ended_and_ctrl_c_stops_one(monkeypatch):
+    from charchat import cells
+    from charchat.errors import Stopped
+
+    text = "a" * 40 + "!"
+    with pytest.raises(CharchatError, match=r"took more than 1 s .* backtracks too much"):
+        cells.match_spans(r"([a-z]+\s?)*$", text)
+    presses = iter([False, False, True])
+    with pytest.raises(Stopped):
+        cells.match_spans(r"([a-z]+\s?)*$", text, lambda: next(presses, True))
+    s = Session(random_model(), length=5, seed=1)
+    list(s.handle("ab"))
+    with pytest.raises(CommandError, match="backtracks too much"):
+        list(s.handle(r"/cells find ([a-z]+\s?)*$"))
+    assert s.cell is None and s.transcript.startswith("ab")

@@ -108,11 +108,11 @@ def test_space_pauses_and_resumes(monkeypatch, keys):
     reads = {"n": 0}
     real = repl._apply_keys
 
-    def apply_keys():
+    def apply_keys(steering):
         reads["n"] += 1
         if reads["n"] == 5:
             keys.send_text(" ")  # resume after a few polls
-        return real()
+        return real(steering)
 
     monkeypatch.setattr(repl, "_apply_keys", apply_keys)
     repl.stream(s.handle("ab"))

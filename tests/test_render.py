@@ -26,6 +26,7 @@ ALL_EVENTS = [
     ),
     events.SweepLine(0.2, "ab\ncd", 0.4, 1.1),
     events.Reading(2048, 10000),
+    events.Searching(8, 400),
     events.Score("ab", [0.5, 9.0], 4.75, ["😀"]),
     events.SurpriseColours(True),
     events.SurpriseColours(False),

@@ -12,7 +12,8 @@ from prompt_toolkit.history import FileHistory, InMemoryHistory
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from charchat.repl import CommandCompleter, Repl
+from charchat.completion import CommandCompleter
+from charchat.repl import Repl
 from charchat.session import Session
 from charchat.settings import Settings
 
