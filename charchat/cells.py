@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from charchat.apart import TookTooLong, run_apart
 from charchat.errors import CharchatError, Stopped
 
 FEATURES = {
@@ -82,32 +80,15 @@ def feature_values(feature: str, text: str, should_stop: Callable[[], bool] = _n
 def match_spans(pattern: str, text: str, should_stop: Callable[[], bool] = _never) -> list:
     """(start, end) of each match of pattern in text, found in a separate process that is
     ended after MATCH_SECONDS or as soon as should_stop() says so."""
-    process = subprocess.Popen(
-        [sys.executable, "-I", "-S", "-c", MATCHER],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
     given = json.dumps([pattern, text]).encode()
-    deadline = time.monotonic() + MATCH_SECONDS
+    stopped = "the search for the pattern was stopped"
     try:
-        while True:
-            try:
-                out, _ = process.communicate(given, timeout=0.05)
-                break
-            except subprocess.TimeoutExpired:
-                given = None  # already sent
-            if should_stop():
-                raise Stopped("the search for the pattern was stopped")
-            if time.monotonic() > deadline:
-                raise CharchatError(
-                    f"the pattern '{pattern}' took more than {MATCH_SECONDS:g} s to search "
-                    f"{len(text):,} characters (it backtracks too much); simplify it"
-                )
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        _, out = run_apart(MATCHER, [], given, should_stop, stopped, MATCH_SECONDS)
+    except TookTooLong:
+        raise CharchatError(
+            f"the pattern '{pattern}' took more than {MATCH_SECONDS:g} s to search "
+            f"{len(text):,} characters (it backtracks too much); simplify it"
+        ) from None
     try:
         return [(int(a), int(b)) for a, b in json.loads(out)]
     except (ValueError, TypeError):

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from charchat.apart import run_apart
 from charchat.errors import CharchatError, Stopped
 from charchat.files import replacing
 from charchat.vocab import Vocab
@@ -90,7 +92,10 @@ class TextIndex:
                     return cls(data, array)
             except (OSError, ValueError):
                 pass  # rebuilt below
-        array = suffix_array(ids, should_stop)
+        if len(ids) > BUILT_APART_FROM:
+            array = _suffix_array_apart(ids, should_stop)
+        else:
+            array = suffix_array(ids, should_stop)
         if path is not None:
             _save_atomically(path, array)
         return cls(data, array)
@@ -113,6 +118,33 @@ class TextIndex:
             return False
         start = int(array[lo])
         return text[start : start + size] == pattern
+
+
+BUILT_APART_FROM = 1_000_000  # characters; a longer text is indexed in a process of its own
+BUILDER = (
+    "import sys; sys.path.insert(0, sys.argv[1]); import numpy as np; "
+    "from charchat.novelty import suffix_array; "
+    "np.save(sys.argv[3], suffix_array(np.load(sys.argv[2])), allow_pickle=False)"
+)
+
+
+def _suffix_array_apart(ids: np.ndarray, should_stop) -> np.ndarray:
+    """suffix_array in a process of its own: one sorting pass over tens of millions of
+    characters holds numpy for seconds, and Ctrl+C must end it at once."""
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    with tempfile.TemporaryDirectory(prefix="charchat-index-") as folder:
+        given, made = Path(folder) / "ids.npy", Path(folder) / "array.npy"
+        np.save(given, ids, allow_pickle=False)
+        code, _ = run_apart(
+            BUILDER,
+            [package_parent, str(given), str(made)],
+            None,
+            should_stop,
+            "stopped while indexing the text",
+        )
+        if code != 0 or not made.is_file():
+            raise CharchatError("indexing the text failed (is memory short?)")
+        return np.load(made, allow_pickle=False)
 
 
 def _save_atomically(path: Path, array: np.ndarray) -> None:

@@ -154,3 +154,16 @@ def test_novelty_command_reports_each_temperature(tmp_path):
         timeout=60,
     )
     assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and "--min" in bad.stderr
+
+
+def test_a_long_text_is_indexed_apart_the_same_and_a_stop_ends_it_at_once():
+    import itertools
+
+    from charchat.errors import Stopped
+    from charchat.novelty import _suffix_array_apart, suffix_array
+
+    ids = np.random.default_rng(0).integers(0, 4, 5000).astype(np.uint8)
+    np.testing.assert_array_equal(_suffix_array_apart(ids, lambda: False), suffix_array(ids))
+    asked = itertools.count()
+    with pytest.raises(Stopped, match="stopped while indexing"):
+        _suffix_array_apart(np.zeros(3_000_000, dtype=np.uint8), lambda: next(asked) >= 2)
