@@ -16,9 +16,9 @@ import statistics
 import time
 
 import charchat  # noqa: F401  (first: it pins numpy's BLAS threads before numpy loads)
-from charchat.decoding import beam_search
+from charchat.chat.decoding import beam_search
+from charchat.chat.session import Session
 from charchat.modelfile import load_model, resolve_model
-from charchat.session import Session
 from charchat.settings import Settings
 
 

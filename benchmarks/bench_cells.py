@@ -19,9 +19,9 @@ from pathlib import Path
 
 from machine import cpu_name
 
+from charchat.chat.session import Session
 from charchat.events import Generated
 from charchat.modelfile import load_model, resolve_model
-from charchat.session import Session
 from charchat.settings import Settings
 
 

@@ -14,10 +14,10 @@ import io
 import time
 
 import charchat  # noqa: F401  (first: it pins numpy's BLAS threads before numpy loads)
+from charchat.chat.session import Session
 from charchat.modelfile import load_model, resolve_model
-from charchat.render import Renderer
-from charchat.session import Session
 from charchat.settings import Settings
+from charchat.terminal.render import Renderer
 
 
 def rss_mb() -> float:

@@ -19,9 +19,9 @@ import time
 import numpy as np  # noqa: I001
 
 import charchat  # noqa: F401  (first: it pins numpy's BLAS threads before numpy loads)
-from charchat.engine import Engine
+from charchat.chat.engine import Engine
+from charchat.chat.sampling import sample
 from charchat.modelfile import load_model, resolve_model
-from charchat.sampling import sample
 from charchat.settings import Settings
 
 ENV = {**os.environ, "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"}
@@ -81,7 +81,7 @@ def torch_loop(model_file):
     """A function chars -> rate of the plain nn.LSTM loop: one module call per character."""
     import torch
 
-    from charchat.model import CharLSTM
+    from charchat.train.model import CharLSTM
 
     module = CharLSTM.from_file(model_file).eval()
     rng = np.random.default_rng(0)

@@ -13,10 +13,10 @@ import statistics
 import time
 
 import charchat  # noqa: F401  (first: it pins numpy's BLAS threads before numpy loads)
+from charchat.chat.session import Session
 from charchat.modelfile import load_model, resolve_model
-from charchat.repl import Repl
-from charchat.session import Session
 from charchat.settings import Settings
+from charchat.terminal.repl import Repl
 
 
 def bare(model, chars: int) -> float:

@@ -4,7 +4,7 @@ planner chooses and the presets, with one thread and with all cores.
     python benchmarks/bench_train.py [--steps 8] [--rounds 3]
 
 Times full optimizer steps (forward, backward, clipping, AdamW) of CharLSTM on random data,
-exactly as `charchat train` runs them (charchat.probe.chars_per_second). fp32 and bf16 are
+exactly as `charchat train` runs them (charchat.train.probe.chars_per_second). fp32 and bf16 are
 measured in alternating rounds and the median of each is reported, so that the machine's
 drift hits both alike. Record the table in benchmarks/README.md with the CPU it ran on.
 """
@@ -18,8 +18,8 @@ import torch
 from machine import cpu_name
 
 from charchat.modelfile import ModelConfig
-from charchat.probe import available_cores, chars_per_second
-from charchat.recipe import PRESETS
+from charchat.train.probe import available_cores, chars_per_second
+from charchat.train.recipe import PRESETS
 
 VOCAB = 65
 SIZES = {

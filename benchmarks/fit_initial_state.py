@@ -20,10 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from charchat.corpus import read_text
-from charchat.evaluate import evaluate_text
-from charchat.model import CharLSTM
 from charchat.modelfile import Model, load_model, resolve_model, save_model
+from charchat.train.corpus import read_text
+from charchat.train.evaluate import evaluate_text
+from charchat.train.model import CharLSTM
 
 
 def first_entropy_bits(module: CharLSTM) -> float:

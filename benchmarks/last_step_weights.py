@@ -10,8 +10,8 @@ import sys
 
 from safetensors.numpy import load_file
 
-from charchat.checkpoint import read_checkpoint_meta
 from charchat.modelfile import Model, load_model, save_model
+from charchat.train.checkpoint import read_checkpoint_meta
 
 final, ckpt, out = sys.argv[1:4]
 m = load_model(final)

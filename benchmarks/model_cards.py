@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from charchat.calibrate import GRID, with_temperature
-from charchat.engine import Engine
-from charchat.evaluate import evaluate_file
+from charchat.chat.engine import Engine
+from charchat.chat.samples import temperature_samples
 from charchat.modelfile import load_model, resolve_model
-from charchat.render import safe_text
-from charchat.samples import temperature_samples
+from charchat.terminal.render import safe_text
+from charchat.train.calibrate import GRID, with_temperature
+from charchat.train.evaluate import evaluate_file
 
 HELD_OUT = 0.1
 

@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from charchat.evaluate import evaluate_text, sequential_nats
-from charchat.model import CharLSTM
 from charchat.modelfile import ModelConfig, load_model
+from charchat.train.evaluate import evaluate_text, sequential_nats
+from charchat.train.model import CharLSTM
 
 HERE = Path(__file__).resolve().parent
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from charchat.checkpoint import read_checkpoint_meta
 from charchat.modelfile import load_model
+from charchat.train.checkpoint import read_checkpoint_meta
 
 
 def curves(path: Path) -> tuple[list, list]:

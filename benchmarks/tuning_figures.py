@@ -11,8 +11,8 @@ calibrated tuning model says so in the figure's note.
 import sys
 from pathlib import Path
 
-from charchat.evaluate import evaluate_file
 from charchat.modelfile import load_model, save_model
+from charchat.train.evaluate import evaluate_file
 
 HELD_OUT = 0.1
 

@@ -57,7 +57,7 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def write_error(message: str) -> None:
-    from charchat.render import safe_text
+    from charchat.terminal.render import safe_text
 
     sys.stderr.write(f"charchat: error: {safe_text(message, keep_newlines=False)}\n")
     sys.stderr.flush()
@@ -141,7 +141,7 @@ def chat(
     """Chat with a model (the default when no command is given)."""
     if ctx.invoked_subcommand is not None:
         return
-    from charchat.chat import ChatOptions, run_chat
+    from charchat.terminal.launch import ChatOptions, run_chat
 
     options = ChatOptions(
         model=model,
@@ -254,7 +254,7 @@ def train(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing model file."),
 ) -> None:
     """Train a model on text files."""
-    from charchat.trainui import run_training
+    from charchat.train.run import run_training
 
     try:
         code = run_training(
@@ -296,7 +296,7 @@ def train(
     except CharchatError as e:
         code = 1
         write_error(str(e))
-    from charchat.distributed import part_now
+    from charchat.train.distributed import part_now
 
     part_now(code)  # one of several torchrun processes: ends here
     raise typer.Exit(code)
@@ -313,8 +313,8 @@ def evaluate(
 ) -> None:
     """Bits per character of a model on a text: whole text, in order, state carried."""
     try:
-        from charchat.evaluate import evaluate_file
-        from charchat.trainui import ScoringProgress
+        from charchat.train.evaluate import evaluate_file
+        from charchat.train.run import ScoringProgress
 
         with ScoringProgress(enabled=sys.stderr.isatty()) as progress:
             result = evaluate_file(model, text, tail, threads, progress.start, progress.update)
@@ -350,8 +350,8 @@ def calibrate(
     try:
         if out.exists() and not force:
             raise CharchatError(f"{out} exists (use --force to overwrite it)")
-        from charchat.calibrate import calibrate as run_calibration
-        from charchat.trainui import ScoringProgress
+        from charchat.train.calibrate import calibrate as run_calibration
+        from charchat.train.run import ScoringProgress
 
         with ScoringProgress(enabled=sys.stderr.isatty() and text is not None) as progress:
             calibrated, fit = run_calibration(
@@ -388,7 +388,7 @@ def novelty(
 ) -> None:
     """How much of what a model writes occurs verbatim in the text it learnt from."""
     try:
-        from charchat.novelty import report
+        from charchat.chat.novelty import report
 
         lines = report(model, corpus, temps, length, min_chars, prompt, seed)
     except CharchatError as e:
@@ -400,7 +400,7 @@ def novelty(
 def models() -> None:
     """List the bundled and user models."""
     from charchat.modelfile import available_models, load_model, user_models_dir
-    from charchat.render import safe_text
+    from charchat.terminal.render import safe_text
 
     rows = []
     for name, where, path in available_models():
@@ -429,7 +429,7 @@ def models() -> None:
         return
     from rich.table import Table
 
-    from charchat.render import stdout_console
+    from charchat.terminal.render import stdout_console
 
     table = Table(box=None, pad_edge=False)
     for column in ("name", "where", "parameters", "vocab", "trained on", "val bits/char", "size"):
@@ -443,7 +443,7 @@ def models() -> None:
 
 def main() -> None:
     """Run the app; output that cannot be written ends it with one line, never a traceback."""
-    from charchat.pipe import silence_broken_pipe
+    from charchat.terminal.pipe import silence_broken_pipe
 
     try:
         try:

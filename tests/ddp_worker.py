@@ -8,11 +8,11 @@ import json
 import sys
 from pathlib import Path
 
-from charchat.distributed import leave, world_from_environment
 from charchat.modelfile import ModelConfig
-from charchat.recipe import TrainConfig, TrainingInterrupted
-from charchat.textfiles import read_corpus
-from charchat.train import Trainer, make_trainer
+from charchat.train.distributed import leave, world_from_environment
+from charchat.train.loop import Trainer, make_trainer
+from charchat.train.recipe import TrainConfig, TrainingInterrupted
+from charchat.train.textfiles import read_corpus
 
 corpus, out, action, losses_path = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 world = world_from_environment("cpu")

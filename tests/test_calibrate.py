@@ -3,12 +3,12 @@ import pytest
 from conftest import TEXT, random_model
 from test_cli import charchat
 
-from charchat.calibrate import GRID, calibrate, fit_temperature, with_temperature
-from charchat.engine import Engine
+from charchat.chat.engine import Engine
+from charchat.chat.sampling import probabilities
 from charchat.errors import CharchatError
-from charchat.evaluate import evaluate_file
 from charchat.modelfile import load_model, save_model
-from charchat.sampling import probabilities
+from charchat.train.calibrate import GRID, calibrate, fit_temperature, with_temperature
+from charchat.train.evaluate import evaluate_file
 
 CHARS = "".join(sorted(set(TEXT)))
 
@@ -136,8 +136,8 @@ def test_cli_does_not_overwrite_without_force(tmp_path):
 
 
 def test_info_shows_how_a_model_was_calibrated(tmp_path, held_out):
-    from charchat.looking import card_rows
-    from charchat.session import Session
+    from charchat.chat.looking import card_rows
+    from charchat.chat.session import Session
 
     calibrated, _ = calibrate(str(overconfident_model(tmp_path)), tmp_path / "c", held_out, 0.5)
     row = dict(card_rows(Session(calibrated)))["calibration"]

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from conftest import random_model
 
-from charchat.cells import FoundCell, activations, feature_values, rank_cells, strip_window
-from charchat.commands import CommandError
-from charchat.engine import Engine
+from charchat.chat.cells import FoundCell, activations, feature_values, rank_cells, strip_window
+from charchat.chat.commands import CommandError
+from charchat.chat.engine import Engine
+from charchat.chat.session import Session
 from charchat.errors import CharchatError
 from charchat.events import CellStrips, Generated, PromptRead
-from charchat.render import Renderer, cell_colour
-from charchat.session import Session
+from charchat.terminal.render import Renderer, cell_colour
 
 
 def test_features_of_a_text():

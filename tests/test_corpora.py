@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from charchat import textfiles
-from charchat.corpus import Corpus, Segment, decode_text
 from charchat.errors import CharchatError
-from charchat.evaluate import held_out_nats_per_char, sequential_nats
-from charchat.model import CharLSTM
 from charchat.modelfile import ModelConfig
-from charchat.textfiles import read_corpus
+from charchat.train import textfiles
+from charchat.train.corpus import Corpus, Segment, decode_text
+from charchat.train.evaluate import held_out_nats_per_char, sequential_nats
+from charchat.train.model import CharLSTM
+from charchat.train.textfiles import read_corpus
 
 
 @pytest.fixture

@@ -11,13 +11,13 @@ from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from charchat.decoding import NGramIndex, beam_search, unescape
-from charchat.engine import Engine
+from charchat.chat.decoding import NGramIndex, beam_search, unescape
+from charchat.chat.engine import Engine
+from charchat.chat.sampling import log_softmax
+from charchat.chat.session import Session
 from charchat.events import Generated, Info
-from charchat.repl import Repl
-from charchat.sampling import log_softmax
-from charchat.session import Session
 from charchat.settings import Settings
+from charchat.terminal.repl import Repl
 
 
 def text_of(events) -> str:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import TEXT
 
-from charchat.model import CharLSTM
 from charchat.modelfile import load_model
+from charchat.train.model import CharLSTM
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 

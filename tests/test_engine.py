@@ -3,8 +3,8 @@ import pytest
 import torch
 from conftest import random_model
 
-from charchat.engine import Engine
-from charchat.model import CharLSTM
+from charchat.chat.engine import Engine
+from charchat.train.model import CharLSTM
 
 
 @pytest.mark.parametrize("layers", [1, 2, 3])

@@ -9,8 +9,8 @@ import pytest
 from conftest import random_model
 from pngfile import read_png
 
-from charchat.commands import CommandError
-from charchat.session import Session
+from charchat.chat.commands import CommandError
+from charchat.chat.session import Session
 
 
 def session_with_text(**kwargs):

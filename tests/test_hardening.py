@@ -13,10 +13,10 @@ import pytest
 from conftest import TEXT, random_model
 
 from charchat import settings as spec
-from charchat.commands import CommandError
-from charchat.engine import PRIME_CHUNK, Engine
+from charchat.chat.commands import CommandError
+from charchat.chat.engine import PRIME_CHUNK, Engine
+from charchat.chat.session import Session
 from charchat.errors import CharchatError
-from charchat.session import Session
 
 
 def charchat(*args, input=b"", stdout=subprocess.PIPE, timeout=300):
@@ -274,7 +274,7 @@ def test_endless_piped_input_is_refused_in_bounded_memory(tiny_model_path):
 
 
 def test_a_catastrophic_pattern_is_ended_and_ctrl_c_stops_one(monkeypatch):
-    from charchat import cells
+    from charchat.chat import cells
     from charchat.errors import Stopped
 
     text = "a" * 40 + "!"

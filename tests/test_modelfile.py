@@ -212,8 +212,8 @@ def test_files_without_a_learned_initial_state_still_load(tmp_path):
 def test_a_model_that_learnt_all_its_text_shows_its_tuning_runs_figure():
     from conftest import random_model
 
-    from charchat.looking import card_rows
-    from charchat.session import Session
+    from charchat.chat.looking import card_rows
+    from charchat.chat.session import Session
 
     model = random_model()
     model.card.update(

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from conftest import random_model
 
-from charchat.commands import CommandError
+from charchat.chat.commands import CommandError
+from charchat.chat.novelty import TextIndex, find_corpus, novelty_of, suffix_array
+from charchat.chat.session import Session
 from charchat.events import Generated, Info
 from charchat.modelfile import save_model
-from charchat.novelty import TextIndex, find_corpus, novelty_of, suffix_array
-from charchat.render import UNDERLINE, Renderer
-from charchat.session import Session
 from charchat.settings import Settings
+from charchat.terminal.render import UNDERLINE, Renderer
 from charchat.vocab import Vocab
 
 
@@ -159,8 +159,8 @@ def test_novelty_command_reports_each_temperature(tmp_path):
 def test_a_long_text_is_indexed_apart_the_same_and_a_stop_ends_it_at_once():
     import itertools
 
+    from charchat.chat.novelty import _suffix_array_apart, suffix_array
     from charchat.errors import Stopped
-    from charchat.novelty import _suffix_array_apart, suffix_array
 
     ids = np.random.default_rng(0).integers(0, 4, 5000).astype(np.uint8)
     np.testing.assert_array_equal(_suffix_array_apart(ids, lambda: False), suffix_array(ids))

@@ -14,15 +14,15 @@ from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from charchat import looking
 from charchat import settings as spec
-from charchat.engine import Engine
+from charchat.chat import looking
+from charchat.chat.engine import Engine
+from charchat.chat.session import Session
 from charchat.events import Generated, Info
-from charchat.pace import Pacer
-from charchat.render import MODEL, Renderer
-from charchat.repl import Repl
-from charchat.session import Session
 from charchat.settings import Settings
+from charchat.terminal.pace import Pacer
+from charchat.terminal.render import MODEL, Renderer
+from charchat.terminal.repl import Repl
 
 
 class FakeClock:

@@ -119,7 +119,7 @@ def test_bad_options_are_one_line_and_non_zero(args, message):
 
 
 def test_huge_line_is_a_clear_error_not_a_memory_blow_up(tiny_model_path):
-    from charchat.pipe import MAX_LINE_BYTES
+    from charchat.terminal.pipe import MAX_LINE_BYTES
 
     huge = b"a" * (MAX_LINE_BYTES + 10) + b"\n"
     result = charchat("-m", str(tiny_model_path), "-n", "5", input=huge)

@@ -12,10 +12,10 @@ from conftest import TEXT
 
 from charchat.errors import CharchatError
 from charchat.modelfile import ModelConfig, load_model
-from charchat.plan import VAL_CHARS, plan_for
-from charchat.probe import half_precision_for
-from charchat.recipe import TrainConfig
-from charchat.train import Trainer
+from charchat.train.loop import Trainer
+from charchat.train.plan import VAL_CHARS, plan_for
+from charchat.train.probe import half_precision_for
+from charchat.train.recipe import TrainConfig
 
 SHAKESPEARE = 1_003_836
 SPEEDS = {"1x512": 28_000, "2x512": 8_500}  # bf16, two threads, measured on the race machine
@@ -116,7 +116,7 @@ def test_fp16_is_refused_without_a_gpu():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_a_model_trained_on_a_gpu_samples_on_the_cpu(tmp_path):
-    from charchat.engine import Engine
+    from charchat.chat.engine import Engine
 
     cfg = TrainConfig(seq_len=16, batch_size=4, epochs=1, eval_every=10, device="cuda")
     cfg = replace(cfg, precision=half_precision_for(torch.device("cuda")))
@@ -147,7 +147,7 @@ def test_the_plan_is_printed_and_kept_in_the_card(tmp_path):
 
 
 def test_a_spread_validation_sample_leaves_the_end_of_the_text_to_learn():
-    from charchat.corpus import Corpus
+    from charchat.train.corpus import Corpus
 
     text = "".join(chr(97 + i % 26) for i in range(100_000))
     spread = Corpus.from_text(text, "t", 0.02, pieces=16)
@@ -181,7 +181,7 @@ def test_flags_override_the_plan_and_the_line_says_so(tmp_path):
 def test_a_busy_machine_gets_a_probe_bounded_in_time():
     import time
 
-    from charchat.probe import TWO_LAYER_SHARE, probe
+    from charchat.train.probe import TWO_LAYER_SHARE, probe
 
     before = torch.get_num_threads()
     try:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from charchat import events
-from charchat.cells import FoundCell
-from charchat.render import MODEL, SURPRISE_SCALE, UNDERLINE, USER, Renderer, cell_colour
+from charchat.chat.cells import FoundCell
+from charchat.terminal.render import MODEL, SURPRISE_SCALE, UNDERLINE, USER, Renderer, cell_colour
 
 ALL_EVENTS = [
     events.PromptRead("the\x1bwill", {"é": "e"}, ["😀"], None),

@@ -12,10 +12,10 @@ from prompt_toolkit.history import FileHistory, InMemoryHistory
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from charchat.completion import CommandCompleter
-from charchat.repl import Repl
-from charchat.session import Session
+from charchat.chat.session import Session
 from charchat.settings import Settings
+from charchat.terminal.completion import CommandCompleter
+from charchat.terminal.repl import Repl
 
 
 @pytest.fixture

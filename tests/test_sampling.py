@@ -4,8 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from charchat.errors import CharchatError
-from charchat.sampling import (
+from charchat.chat.sampling import (
     choose,
     distribution,
     entropy_bits,
@@ -15,6 +14,7 @@ from charchat.sampling import (
     sample,
     tempered_logprobs,
 )
+from charchat.errors import CharchatError
 from charchat.settings import Settings
 
 logits_strategy = arrays(

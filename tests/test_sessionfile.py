@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from conftest import random_model
 
-from charchat.commands import CommandError
+from charchat.chat.commands import CommandError
+from charchat.chat.session import Session
 from charchat.modelfile import save_model
-from charchat.session import Session
 from charchat.settings import Settings
 
 
@@ -168,7 +168,7 @@ def test_a_session_with_a_bad_generator_state_is_refused_in_one_line(
 
 def test_a_cut_transcript_keeps_its_undo_points_in_place(tiny_model_path, tmp_path, monkeypatch):
     """Undo points count from the start of the kept text, so they still fit after loading."""
-    from charchat import transcript
+    from charchat.chat import transcript
     from charchat.modelfile import load_model
 
     monkeypatch.setattr(transcript.spec, "TRANSCRIPT_KEEP", 40)

@@ -9,12 +9,12 @@ import typer
 from conftest import random_model
 from typer.testing import CliRunner
 
-from charchat import commands
 from charchat import settings as spec
-from charchat.chat import FLAGS
+from charchat.chat import commands
+from charchat.chat.commands import CommandError
+from charchat.chat.session import Session
 from charchat.cli import app
-from charchat.commands import CommandError
-from charchat.session import Session
+from charchat.terminal.launch import FLAGS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 SLASH = {  # session field -> slash command

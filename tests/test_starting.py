@@ -3,12 +3,12 @@
 import numpy as np
 import torch
 
-from charchat.engine import Engine
+from charchat.chat.engine import Engine
+from charchat.chat.sampling import log_softmax
 from charchat.modelfile import ModelConfig, load_model
-from charchat.recipe import TrainConfig
-from charchat.sampling import log_softmax
-from charchat.starting import FEWEST_STARTS, FIT_LENGTH, text_starts
-from charchat.train import Trainer
+from charchat.train.loop import Trainer
+from charchat.train.recipe import TrainConfig
+from charchat.train.starting import FEWEST_STARTS, FIT_LENGTH, text_starts
 
 
 def ids_of(text: str) -> np.ndarray:
@@ -60,7 +60,7 @@ def test_a_trained_model_starts_where_its_texts_start(tmp_path):
 def test_info_says_how_the_starting_state_came_about():
     from conftest import random_model
 
-    from charchat.looking import starting_state_text
+    from charchat.chat.looking import starting_state_text
 
     model = random_model()
     assert starting_state_text(model) == "learned"
@@ -73,8 +73,8 @@ def test_info_says_how_the_starting_state_came_about():
 def test_the_fit_never_runs_backward_in_eval_mode_and_still_has_no_dropout():
     # cuDNN refuses a backward pass through an LSTM in eval mode (every GPU run ended in that
     # traceback). The fit must run in training mode, with every dropout at zero.
-    from charchat.model import CharLSTM
-    from charchat.starting import fit_starting_state
+    from charchat.train.model import CharLSTM
+    from charchat.train.starting import fit_starting_state
 
     text = "".join(f"p{i} the will to power.\n\n" for i in range(40))
     ids = ids_of(text)

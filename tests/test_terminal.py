@@ -161,8 +161,8 @@ def test_pace_endless_writing_and_keys_in_a_terminal(tiny_model_path):
 
 
 def test_novelty_underlines_copies_and_the_status_bar_counts_them(tmp_path):
+    from charchat.chat.session import Session
     from charchat.events import Generated
-    from charchat.session import Session
     from charchat.settings import Settings
 
     model = random_model()

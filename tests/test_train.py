@@ -6,17 +6,17 @@ import pytest
 import torch
 from conftest import TEXT, random_model
 
-from charchat.checkpoint import checkpoint_path
-from charchat.engine import Engine
+from charchat.chat.engine import Engine
+from charchat.chat.samples import temperature_samples
+from charchat.chat.sampling import log_softmax, sample
 from charchat.errors import CharchatError
-from charchat.evaluate import evaluate_text, parallel_nats_per_char, sequential_nats
-from charchat.model import CharLSTM
 from charchat.modelfile import ModelConfig, load_model
-from charchat.recipe import TrainConfig, TrainingInterrupted
-from charchat.samples import temperature_samples
-from charchat.sampling import log_softmax, sample
 from charchat.settings import Settings
-from charchat.train import Trainer, make_trainer
+from charchat.train.checkpoint import checkpoint_path
+from charchat.train.evaluate import evaluate_text, parallel_nats_per_char, sequential_nats
+from charchat.train.loop import Trainer, make_trainer
+from charchat.train.model import CharLSTM
+from charchat.train.recipe import TrainConfig, TrainingInterrupted
 
 TINY = ModelConfig(layers=2, hidden=16, embedding=8, dropout=0.1)
 FAST = TrainConfig(
@@ -334,10 +334,10 @@ def test_eval_matches_a_hand_computation():
 
 
 def test_eval_reads_a_file_in_chunks_and_scores_it_as_one_text(tmp_path, monkeypatch):
-    import charchat.corpus
-    import charchat.textfiles
-    from charchat.evaluate import evaluate_file
+    import charchat.train.corpus
+    import charchat.train.textfiles
     from charchat.modelfile import save_model
+    from charchat.train.evaluate import evaluate_file
 
     model = random_model(layers=1, hidden=8, embedding=4, seed=6)
     path = tmp_path / "m.safetensors"
@@ -348,12 +348,12 @@ def test_eval_reads_a_file_in_chunks_and_scores_it_as_one_text(tmp_path, monkeyp
     corpus_file = tmp_path / "t.txt"
     corpus_file.write_bytes(text.encode("utf-8"))
     expected = evaluate_text(model, text.replace("\r\n", "\n"))
-    monkeypatch.setattr(charchat.textfiles, "CHUNK_BYTES", 7)
+    monkeypatch.setattr(charchat.train.textfiles, "CHUNK_BYTES", 7)
 
     def whole_file(*args, **kwargs):
         raise AssertionError("eval read the whole file at once")
 
-    monkeypatch.setattr(charchat.corpus, "read_text", whole_file)
+    monkeypatch.setattr(charchat.train.corpus, "read_text", whole_file)
     result = evaluate_file(str(path), corpus_file)
     assert (result.characters, result.scored, result.skipped) == (
         expected.characters,
@@ -434,7 +434,7 @@ def test_restarted_streams_begin_at_the_initial_state():
 def test_a_checkpoint_from_before_a_new_setting_resumes_with_its_default():
     from dataclasses import asdict
 
-    from charchat.checkpoint import check_identity
+    from charchat.train.checkpoint import check_identity
 
     now = {"model_config": asdict(ModelConfig(2, 16, 8, 0.1)), "seed": 1}
     older = {

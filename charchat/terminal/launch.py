@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charchat import settings as spec
-from charchat.decoding import unescape
+from charchat.chat.decoding import unescape
+from charchat.chat.session import Session
 from charchat.errors import BadInput, CharchatError
 from charchat.modelfile import load_model, resolve_model
-from charchat.session import Session
 from charchat.settings import Settings
 
 
@@ -71,7 +71,7 @@ def make_session(options: ChatOptions) -> Session:
     if any(len(stop) > spec.STOP_CHARS for stop in o.stops):
         raise UsageError(f"--stop: a stop string has at most {spec.STOP_CHARS:,} characters")
     if o.session_file:
-        from charchat.sessionfile import load_session
+        from charchat.chat.sessionfile import load_session
 
         return load_session(Path(o.session_file), o.model)
     settings = Settings(o.temperature, o.mode, o.top_k, o.top_p, o.min_p, o.beam_width)
@@ -88,9 +88,9 @@ def run_chat(options: ChatOptions) -> int:
     else:  # paced for a person at a terminal; a pipe gets its text at once
         session.speed = spec.SPEED.default if terminal else 0.0
     if terminal:
-        from charchat.repl import run_repl
+        from charchat.terminal.repl import run_repl
 
         return run_repl(session)
-    from charchat.pipe import run_pipe
+    from charchat.terminal.pipe import run_pipe
 
     return run_pipe(session, whole=options.whole, echo=options.echo)

@@ -57,7 +57,7 @@ def chars_per_second(
 ) -> float:
     """Characters a second of full training steps: `steps` timed steps, or with `seconds`,
     as many as fit in it (at least one, at most `steps`)."""
-    from charchat.model import CharLSTM
+    from charchat.train.model import CharLSTM
 
     generator_state = torch.get_rng_state()
     try:
@@ -102,7 +102,7 @@ class Measured:
     ) -> dict:
         """chars/s of each model the planner may choose, at the precision and threads found;
         past the deadline (time.monotonic()), estimated from the 1x512's."""
-        from charchat.plan import CANDIDATES
+        from charchat.train.plan import CANDIDATES
 
         speeds = {"1x512": self.chars_per_second}
         for name, config in CANDIDATES.items():

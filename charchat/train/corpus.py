@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from charchat.errors import CharchatError, Stopped
-from charchat.textfiles import check_regular, text_chunks
+from charchat.train.textfiles import check_regular, text_chunks
 from charchat.vocab import Vocab, normalize_newlines
 
 VAL_CONTEXT = 256  # characters read before a held-out stretch, as `eval` would have read them
@@ -84,7 +84,7 @@ class Corpus:
 
     @classmethod
     def from_text(cls, text: str, name: str, val_fraction: float, pieces: int = 1) -> Corpus:
-        from charchat.textfiles import EncodedText
+        from charchat.train.textfiles import EncodedText
 
         return cls.from_encoded(EncodedText.from_text(text, name), val_fraction, pieces)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from charchat import settings as spec
-from charchat.decoding import unescape
+from charchat.chat.decoding import unescape
 from charchat.errors import CharchatError
 
 
@@ -83,7 +83,7 @@ def _stop(arg: str) -> str | None:
 
 
 def _novelty(arg: str) -> tuple[str, Any]:
-    from charchat.novelty import MIN_CHARS_RANGE
+    from charchat.chat.novelty import MIN_CHARS_RANGE
 
     action, _, rest = arg.strip().partition(" ")
     if action == "on":

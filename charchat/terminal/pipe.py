@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import sys
 
+from charchat.chat.session import Session
 from charchat.errors import BadInput, CharchatError
 from charchat.events import Generated, Quit
-from charchat.pace import Pacer
-from charchat.render import Renderer
-from charchat.session import Session
 from charchat.settings import MAX_PROMPT_CHARS
+from charchat.terminal.pace import Pacer
+from charchat.terminal.render import Renderer
 
 MAX_INPUT_BYTES = 64 * 1024 * 1024  # a whole script
 MAX_LINE_BYTES = 4 * MAX_PROMPT_CHARS  # one prompt line (UTF-8: at most 4 bytes a character)
@@ -52,7 +52,7 @@ def read_lines(stream):
 
 
 def read_whole(stream) -> str:
-    from charchat.corpus import decode_text
+    from charchat.train.corpus import decode_text
 
     data = stream.read(MAX_WHOLE_BYTES + 1)
     if len(data) > MAX_WHOLE_BYTES:

@@ -42,7 +42,7 @@ def fit_temperature(
     model: Model, text_path: Path, tail=None, threads=None, on_start=None, on_progress=None
 ) -> Fit:
     """The temperature that minimises the model's nats/char on the text (or its last `tail`)."""
-    from charchat.evaluate import evaluate_file
+    from charchat.train.evaluate import evaluate_file
 
     result = evaluate_file(model, text_path, tail, threads, on_start, on_progress, GRID)
     nats = np.array(result.nats_at_temperatures)
@@ -111,7 +111,7 @@ def calibrate(
 
 def _sha256(path: Path) -> str:
     """Of the text as read (as the card's corpus_sha256 is), not of the file's bytes."""
-    from charchat.textfiles import text_chunks
+    from charchat.train.textfiles import text_chunks
 
     digest = hashlib.sha256()
     for piece in text_chunks(path):

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from charchat.model import CharLSTM
-from charchat.probe import autocast
+from charchat.train.model import CharLSTM
+from charchat.train.probe import autocast
 
 FIT_STEPS = 30
 FIT_WINDOWS = 32  # per step

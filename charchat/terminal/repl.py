@@ -21,14 +21,14 @@ from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.input.typeahead import get_typeahead
 from prompt_toolkit.key_binding import KeyBindings
 
-from charchat import commands
-from charchat.completion import CommandCompleter, history_for
+from charchat.chat import commands
+from charchat.chat.session import Session
 from charchat.errors import CharchatError
 from charchat.events import Generated, Quit, Reading, Searching
-from charchat.keyboard import ActionKeys
-from charchat.pace import POLL_SECONDS, Pacer
-from charchat.render import Renderer, safe_text, status_text, wants_colour
-from charchat.session import Session
+from charchat.terminal.completion import CommandCompleter, history_for
+from charchat.terminal.keyboard import ActionKeys
+from charchat.terminal.pace import POLL_SECONDS, Pacer
+from charchat.terminal.render import Renderer, safe_text, status_text, wants_colour
 
 STATUS_SECONDS = 0.1  # the status bar is redrawn at most this often (and on every key)
 STREAMING_KEYS = "↑↓ temperature, ←→ pace, Tab mode, space pause, Ctrl+C stop"

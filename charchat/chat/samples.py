@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from charchat.engine import Engine
+from charchat.chat.engine import Engine
+from charchat.chat.sampling import sample
 from charchat.modelfile import Model
-from charchat.sampling import sample
 from charchat.settings import Settings
 
 SAMPLE_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)

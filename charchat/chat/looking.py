@@ -11,10 +11,10 @@ import math
 import numpy as np
 
 from charchat import settings as spec
-from charchat.commands import CommandError
+from charchat.chat.commands import CommandError
+from charchat.chat.sampling import entropy_bits, kept_mask, log_softmax, next_char, probabilities
 from charchat.errors import CharchatError, Stopped
 from charchat.events import CellStrips, Info, ProbRow, Probs, Score, SweepLine
-from charchat.sampling import entropy_bits, kept_mask, log_softmax, next_char, probabilities
 
 LOG2E = 1 / math.log(2)
 
@@ -129,7 +129,7 @@ def _text_to_study(session) -> tuple[str, str]:
 
 def find_cells(session, feature: str) -> CellStrips | Info:
     """The cells whose activation best tracks a feature of the text; nothing changes."""
-    from charchat import cells
+    from charchat.chat import cells
 
     def should_stop() -> bool:
         return session.stop_requested
@@ -155,7 +155,7 @@ def find_cells(session, feature: str) -> CellStrips | Info:
 
 def show_cell(session, layer: int, cell: int) -> list:
     """The end of the transcript coloured by one cell, and what follows will be too."""
-    from charchat import cells
+    from charchat.chat import cells
 
     events = []
     tail = session.transcript[-cells.STRIP_CHARS :]

@@ -16,11 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from charchat import commands, looking
 from charchat import settings as spec
-from charchat.commands import CommandError
-from charchat.decoding import NGramIndex, banned_ids, beam_search_steps, escape, stop_hit
-from charchat.engine import PRIME_CHUNK, Engine
+from charchat.chat import commands, looking
+from charchat.chat.commands import CommandError
+from charchat.chat.decoding import NGramIndex, banned_ids, beam_search_steps, escape, stop_hit
+from charchat.chat.engine import PRIME_CHUNK, Engine
+from charchat.chat.sampling import log_softmax, next_char
+from charchat.chat.transcript import Transcript, Turn
 from charchat.errors import CharchatError
 from charchat.events import (
     Generated,
@@ -35,9 +37,7 @@ from charchat.events import (
 )
 from charchat.files import write_file
 from charchat.modelfile import Model, load_model, resolve_model
-from charchat.sampling import log_softmax, next_char
 from charchat.settings import Settings
-from charchat.transcript import Transcript, Turn
 
 LOG2E = 1 / math.log(2)
 SEARCH_SHOWN_EVERY = 8  # beam-search steps between progress events (and chances to stop)
@@ -256,7 +256,7 @@ class Session:
     def _follow_transcript(self) -> None:
         """After the transcript was cut or replaced: novelty follows its new end."""
         if self.novelty is not None:
-            from charchat.novelty import FOLLOW_TAIL
+            from charchat.chat.novelty import FOLLOW_TAIL
 
             tail = self._transcript.tail(FOLLOW_TAIL)
             self.novelty.follow(self.model.vocab.encode(tail).ids)
@@ -410,7 +410,7 @@ class Session:
         picture = path.suffix.lower() in (".html", ".htm", ".svg")
         try:
             if picture:
-                from charchat.export import write_picture
+                from charchat.chat.export import write_picture
 
                 shown = write_picture(self, path)
             else:
@@ -422,7 +422,7 @@ class Session:
         return Info(f"saved {len(self.transcript):,} characters to {path}")
 
     def _cmd_session(self, value):
-        from charchat import sessionfile
+        from charchat.chat import sessionfile
 
         action, filename, reread = value
         if action == "save":
@@ -451,15 +451,15 @@ class Session:
         return self._novelty_on(argument)
 
     def _novelty_on(self, corpus: str | None) -> Info:
-        from charchat.corpus import read_text
-        from charchat.errors import Stopped
-        from charchat.novelty import (
+        from charchat.chat.novelty import (
             MAX_INDEX_CHARS,
             NoveltyWatch,
             TextIndex,
             find_corpus,
             novelty_cache,
         )
+        from charchat.errors import Stopped
+        from charchat.train.corpus import read_text
 
         def should_stop() -> bool:
             return self.stop_requested

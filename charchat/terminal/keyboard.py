@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from prompt_toolkit.keys import Keys
 
-from charchat.pace import Pacer
-from charchat.session import Session
+from charchat.chat.session import Session
 from charchat.settings import MAX_TEMPERATURE, MODES
-from charchat.typeahead import Typeahead
+from charchat.terminal.pace import Pacer
+from charchat.terminal.typeahead import Typeahead
 
 TEMPERATURE_STEP = 0.1
 ENTER = (Keys.ControlM, Keys.ControlJ)

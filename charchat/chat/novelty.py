@@ -123,7 +123,7 @@ class TextIndex:
 BUILT_APART_FROM = 1_000_000  # characters; a longer text is indexed in a process of its own
 BUILDER = (
     "import sys; sys.path.insert(0, sys.argv[1]); import numpy as np; "
-    "from charchat.novelty import suffix_array; "
+    "from charchat.chat.novelty import suffix_array; "
     "np.save(sys.argv[3], suffix_array(np.load(sys.argv[2])), allow_pickle=False)"
 )
 
@@ -131,7 +131,7 @@ BUILDER = (
 def _suffix_array_apart(ids: np.ndarray, should_stop) -> np.ndarray:
     """suffix_array in a process of its own: one sorting pass over tens of millions of
     characters holds numpy for seconds, and Ctrl+C must end it at once."""
-    package_parent = str(Path(__file__).resolve().parent.parent)
+    package_parent = str(Path(__file__).resolve().parents[2])
     with tempfile.TemporaryDirectory(prefix="charchat-index-") as folder:
         given, made = Path(folder) / "ids.npy", Path(folder) / "array.npy"
         np.save(given, ids, allow_pickle=False)
@@ -245,7 +245,7 @@ def novelty_of(index: TextIndex, ids, min_chars: int = DEFAULT_MIN_CHARS) -> Nov
 def find_corpus(card: dict, model_path: Path | None, should_stop=_never) -> Path:
     """The training text a model card names, looked for by name and checked by hash in the
     current folder, the model's folder and the folders in $CHARCHAT_CORPORA."""
-    from charchat.corpus import read_text
+    from charchat.train.corpus import read_text
 
     name, sha = card.get("corpus"), card.get("corpus_sha256")
     if not name or not sha:
@@ -265,19 +265,19 @@ def find_corpus(card: dict, model_path: Path | None, should_stop=_never) -> Path
 
 
 def novelty_cache() -> Path:
-    from charchat.textfiles import cache_dir
+    from charchat.train.textfiles import cache_dir
 
     return cache_dir().parent / "novelty"
 
 
 def report(model_name, corpus: Path, temps, length, min_chars, prompt="", seed=1) -> list[str]:
     """`charchat novelty`: a sample at each temperature, and what of it is copied."""
-    from charchat.corpus import read_text
+    from charchat.chat.session import Session
     from charchat.events import Generated
     from charchat.modelfile import load_model, resolve_model
-    from charchat.render import safe_text
-    from charchat.session import Session
     from charchat.settings import LENGTH, TEMPERATURE, Settings
+    from charchat.terminal.render import safe_text
+    from charchat.train.corpus import read_text
 
     low, high = MIN_CHARS_RANGE
     if not low <= min_chars <= high:

@@ -15,7 +15,10 @@ from pathlib import Path
 import torch
 from torch.optim.swa_utils import AveragedModel
 
-from charchat.checkpoint import (
+from charchat.chat.samples import sample_prompt, temperature_samples
+from charchat.errors import CharchatError
+from charchat.modelfile import Model, ModelConfig, load_model, save_model
+from charchat.train.checkpoint import (
     check_identity,
     checkpoint_path,
     load_checkpoint,
@@ -24,13 +27,11 @@ from charchat.checkpoint import (
     read_checkpoint_meta,
     save_checkpoint,
 )
-from charchat.corpus import Batches, Corpus
-from charchat.distributed import ALONE, World
-from charchat.errors import CharchatError
-from charchat.evaluate import held_out_nats_per_char
-from charchat.model import CharLSTM
-from charchat.modelfile import Model, ModelConfig, load_model, save_model
-from charchat.recipe import (
+from charchat.train.corpus import Batches, Corpus
+from charchat.train.distributed import ALONE, World
+from charchat.train.evaluate import held_out_nats_per_char
+from charchat.train.model import CharLSTM
+from charchat.train.recipe import (
     PRESETS,
     TrainConfig,
     TrainingInterrupted,
@@ -38,16 +39,15 @@ from charchat.recipe import (
     pick_device,
     training_card,
 )
-from charchat.samples import sample_prompt, temperature_samples
-from charchat.starting import (
+from charchat.train.starting import (
     FIT_LENGTH,
     FIT_STEPS,
     FIT_WINDOWS,
     STEP_SHARE,
     fit_starting_state,
 )
-from charchat.stepping import Stepper
-from charchat.textfiles import EncodedText, read_corpus
+from charchat.train.stepping import Stepper
+from charchat.train.textfiles import EncodedText, read_corpus
 
 NONFINITE_ROLLBACK_AFTER = 3
 STARTS_SCANNED = 16_000_000  # characters searched for where texts start

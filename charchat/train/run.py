@@ -13,10 +13,10 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from charchat.checkpoint import OutputLock
 from charchat.errors import CharchatError
 from charchat.modelfile import SUFFIX, ModelConfig, user_models_dir
-from charchat.render import safe_text, stderr_console
+from charchat.terminal.render import safe_text, stderr_console
+from charchat.train.checkpoint import OutputLock
 
 
 def output_path(corpus: Path, name: str | None, out: Path | None) -> Path:
@@ -50,9 +50,9 @@ def choose_recipe(
     Otherwise the preset and TrainConfig's defaults apply. Either way, precision and threads
     left to chance are measured.
     """
-    from charchat.plan import plan_for
-    from charchat.probe import PROBE_MOST_SECONDS, PROBE_SHARE, probe
-    from charchat.recipe import PRESETS, TrainConfig, check_precision, pick_device
+    from charchat.train.plan import plan_for
+    from charchat.train.probe import PROBE_MOST_SECONDS, PROBE_SHARE, probe
+    from charchat.train.recipe import PRESETS, TrainConfig, check_precision, pick_device
 
     TrainConfig(**{**given, "precision": "fp32"}).check()  # bad numbers fail before probing
     precision = given.pop("precision", "auto")
@@ -95,7 +95,7 @@ def choose_recipe(
 
 
 def model_config_for(preset: str, overrides: dict) -> ModelConfig:
-    from charchat.recipe import PRESETS
+    from charchat.train.recipe import PRESETS
 
     config = replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
     config.check()
@@ -229,7 +229,7 @@ def run_training(
     argv: list[str],
 ) -> int:
     """Train; under torchrun, as one of several processes of which the first prints and writes."""
-    from charchat.distributed import leave, world_from_environment
+    from charchat.train.distributed import leave, world_from_environment
 
     launched = time.monotonic()
     corpus = [corpus] if isinstance(corpus, (str, Path)) else list(corpus)
@@ -254,9 +254,9 @@ def run_training(
 
 
 def _run_locked(corpus, path, preset, arch_overrides, train_options, resume, argv, launched, world):
-    from charchat.recipe import TrainingInterrupted
-    from charchat.textfiles import read_corpus
-    from charchat.train import make_trainer
+    from charchat.train.loop import make_trainer
+    from charchat.train.recipe import TrainingInterrupted
+    from charchat.train.textfiles import read_corpus
 
     text = read_corpus(corpus) if world.main else None
     world.from_main(None)  # the others read after the main, from the ids it cached

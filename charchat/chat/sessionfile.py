@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from charchat import settings as spec
-from charchat.commands import CommandError
+from charchat.chat.commands import CommandError
+from charchat.chat.session import Session, Transcript, Turn
 from charchat.errors import CharchatError
 from charchat.files import write_file
 from charchat.modelfile import Model, load_model, resolve_model
-from charchat.session import Session, Transcript, Turn
 from charchat.settings import Settings
-from charchat.textfiles import check_regular
+from charchat.train.textfiles import check_regular
 
 FORMAT = "charchat-session"
 FORMAT_VERSION = 1

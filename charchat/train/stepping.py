@@ -6,11 +6,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from charchat.checkpoint import InMemorySnapshot
-from charchat.distributed import World
-from charchat.model import CharLSTM
-from charchat.probe import autocast
-from charchat.recipe import TrainConfig
+from charchat.train.checkpoint import InMemorySnapshot
+from charchat.train.distributed import World
+from charchat.train.model import CharLSTM
+from charchat.train.probe import autocast
+from charchat.train.recipe import TrainConfig
 
 NOT_DECAYED = {"embedding.weight", "initial_h", "initial_c"}  # and every vector
 

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from charchat.errors import CharchatError
-from charchat.model import CharLSTM
 from charchat.modelfile import Model, load_model, resolve_model
-from charchat.textfiles import check_regular, code_points, id_table, text_chunks
+from charchat.train.model import CharLSTM
+from charchat.train.textfiles import check_regular, code_points, id_table, text_chunks
 
 PARALLEL_STREAMS = 32  # validation scores this many stretches of the text side by side...
 BURN_IN = 256  # ...each warmed up on the text before it, so the figure matches `eval`
@@ -95,7 +95,7 @@ def sequential_nats(module: CharLSTM, ids: np.ndarray, device, chunk: int = 4096
 @torch.no_grad()
 def parallel_nats_per_char(module: CharLSTM, ids: np.ndarray, device) -> float:
     """Mean nats/char over ids[1:], read after ids[0] (sequential_nats scores ids[0] too)."""
-    from charchat.corpus import Segment
+    from charchat.train.corpus import Segment
 
     return held_out_nats_per_char(module, [Segment(np.asarray(ids), 1)], device)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prompt_toolkit.completion import Completer, Completion
 from prompt_toolkit.history import FileHistory, InMemoryHistory
 
-from charchat import commands
+from charchat.chat import commands
 from charchat.settings import MODES
 
 

@@ -1,0 +1,1 @@
+"""The edges that face a person: the REPL, pipes, and the one renderer."""

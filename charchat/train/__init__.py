@@ -1,0 +1,1 @@
+"""Everything that needs torch: the module, training, evaluation and calibration."""
