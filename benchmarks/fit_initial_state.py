@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from charchat.modelfile import Model, load_model, resolve_model, save_model
-from charchat.train.corpus import read_text
+from charchat.reading import read_text
 from charchat.train.evaluate import evaluate_text
 from charchat.train.model import CharLSTM
 

@@ -22,7 +22,7 @@ import numpy as np
 from charchat.chat.engine import Engine
 from charchat.chat.samples import temperature_samples
 from charchat.modelfile import load_model, resolve_model
-from charchat.terminal.render import safe_text
+from charchat.style import safe_text
 from charchat.train.calibrate import GRID, with_temperature
 from charchat.train.evaluate import evaluate_file
 

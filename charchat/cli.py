@@ -57,7 +57,7 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def write_error(message: str) -> None:
-    from charchat.terminal.render import safe_text
+    from charchat.style import safe_text
 
     sys.stderr.write(f"charchat: error: {safe_text(message, keep_newlines=False)}\n")
     sys.stderr.flush()
@@ -254,6 +254,7 @@ def train(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing model file."),
 ) -> None:
     """Train a model on text files."""
+    from charchat.terminal.trainview import TrainingView
     from charchat.train.run import run_training
 
     try:
@@ -292,6 +293,7 @@ def train(
             resume=resume,
             force=force,
             argv=sys.argv[1:],
+            view_for=TrainingView,
         )
     except CharchatError as e:
         code = 1
@@ -313,8 +315,8 @@ def evaluate(
 ) -> None:
     """Bits per character of a model on a text: whole text, in order, state carried."""
     try:
+        from charchat.terminal.trainview import ScoringProgress
         from charchat.train.evaluate import evaluate_file
-        from charchat.train.run import ScoringProgress
 
         with ScoringProgress(enabled=sys.stderr.isatty()) as progress:
             result = evaluate_file(model, text, tail, threads, progress.start, progress.update)
@@ -350,8 +352,8 @@ def calibrate(
     try:
         if out.exists() and not force:
             raise CharchatError(f"{out} exists (use --force to overwrite it)")
+        from charchat.terminal.trainview import ScoringProgress
         from charchat.train.calibrate import calibrate as run_calibration
-        from charchat.train.run import ScoringProgress
 
         with ScoringProgress(enabled=sys.stderr.isatty() and text is not None) as progress:
             calibrated, fit = run_calibration(
@@ -381,14 +383,17 @@ def novelty(
     ),
     length: int = typer.Option(2000, "--length", "-n", help="Characters sampled at each."),
     min_chars: int = typer.Option(
-        20, "--min", help="A copy is a verbatim stretch of at least this many characters."
+        spec.NOVELTY_MIN.default,
+        "--min",
+        help=f"A copy is a verbatim stretch of at least this many characters, "
+        f"{spec.NOVELTY_MIN.describe()}.",
     ),
     prompt: str = typer.Option("", "--prompt", help="Text read before sampling."),
     seed: int = typer.Option(1, "--seed", help="Random seed."),
 ) -> None:
     """How much of what a model writes occurs verbatim in the text it learnt from."""
     try:
-        from charchat.chat.novelty import report
+        from charchat.terminal.reports import report
 
         lines = report(model, corpus, temps, length, min_chars, prompt, seed)
     except CharchatError as e:
@@ -399,8 +404,9 @@ def novelty(
 @app.command()
 def models() -> None:
     """List the bundled and user models."""
-    from charchat.modelfile import available_models, load_model, user_models_dir
-    from charchat.terminal.render import safe_text
+    from charchat.modelfile import available_models, load_model
+    from charchat.paths import user_models_dir
+    from charchat.style import safe_text
 
     rows = []
     for name, where, path in available_models():

@@ -15,3 +15,7 @@ class BadInput(CharchatError):
 
 class Stopped(CharchatError):
     """The person asked the action to stop (Ctrl+C): it ended early and changed nothing."""
+
+
+class CommandError(CharchatError):
+    """A slash command that cannot be applied; the session is left unchanged."""

@@ -112,3 +112,107 @@ class CellStrips:
 @dataclass(frozen=True)
 class Quit:
     pass
+
+
+# ---------------------------------------------------------------- what a training run says
+
+
+@dataclass(frozen=True)
+class TrainingStarted:
+    total_steps: int
+    parameters: int
+    vocabulary: int
+    device: str
+
+
+@dataclass(frozen=True)
+class ScheduleFitted:
+    """The time budget was measured against the first steps; the schedule now has `steps`."""
+
+    steps: int
+
+
+@dataclass(frozen=True)
+class StepDone:
+    step: int
+    loss: float  # nats per character on this batch
+    chars_seen: int
+
+
+@dataclass(frozen=True)
+class Validated:
+    step: int
+    val_nats: float  # nats per character on the held-out text
+    average_nats: float  # of the weight average (nan: none kept)
+    best_nats: float
+
+
+@dataclass(frozen=True)
+class Samples:
+    prompt: str
+    samples: dict  # temperature -> text written from the prompt
+    final: bool
+
+
+@dataclass(frozen=True)
+class StepSkipped:
+    """A non-finite loss or gradient: the step was not taken."""
+
+    step: int
+    skipped: int  # so far
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    """Repeated non-finite steps: back to the last good state at a smaller learning rate."""
+
+    lr_scale: float
+
+
+@dataclass(frozen=True)
+class Resumed:
+    step: int
+
+
+@dataclass(frozen=True)
+class StartingStateFitted:
+    steps: int
+
+
+@dataclass(frozen=True)
+class PlanChosen:
+    line: str  # the plan in one line: model, recipe, measured speed, passes
+
+
+@dataclass(frozen=True)
+class TrainingStopped:
+    """Ctrl+C or SIGTERM: a checkpoint was written; `again` is the command that resumes."""
+
+    reason: str
+    again: str
+
+
+@dataclass(frozen=True)
+class TrainingFinished:
+    path: str
+    steps: int
+    characters: int
+    seconds: float
+    processes: int
+    best_bits: float | None  # best validation bits per character, when text was held out
+
+
+TRAINING = (
+    TrainingStarted,
+    ScheduleFitted,
+    StepDone,
+    Validated,
+    Samples,
+    StepSkipped,
+    RolledBack,
+    Resumed,
+    StartingStateFitted,
+    PlanChosen,
+    TrainingStopped,
+    TrainingFinished,
+)  # drawn by terminal/trainview.py; the others by terminal/render.py

@@ -17,13 +17,13 @@ import numpy as np
 
 from charchat.errors import CharchatError
 from charchat.files import write_file
+from charchat.paths import user_models_dir
 from charchat.vocab import Vocab
 
 FORMAT = "charchat"
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
 DEFAULT_MODEL = "nietzsche"
-MODELS_DIR_ENV = "CHARCHAT_MODELS_DIR"
 
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 MAX_VOCAB = 65536
@@ -261,17 +261,6 @@ def bundled_dir() -> Path:
         return Path(str(importlib.resources.files("charchat.weights")))
     except ModuleNotFoundError:  # run from a source checkout that was never installed
         return Path(__file__).resolve().parent.parent / "weights"
-
-
-def user_data_dir() -> Path:
-    import platformdirs
-
-    return platformdirs.user_data_path("charchat", appauthor=False)
-
-
-def user_models_dir() -> Path:
-    override = os.environ.get(MODELS_DIR_ENV)
-    return Path(override) if override else user_data_dir() / "models"
 
 
 def model_dirs() -> list[tuple[str, Path]]:

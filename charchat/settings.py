@@ -103,6 +103,7 @@ LENGTH = Number("length", True, 400, 1, MAX_LENGTH)
 SEED = Number("seed", True, None, 0, 2**63 - 1)
 PROBS_SHOWN = Number("N", True, 10, 1, 200)
 SWEEP_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
+NOVELTY_MIN = Number("copy length", True, 20, 4, 1000, note="characters")
 SWEEP_MOST = 8  # temperatures one /sweep compares
 
 MODES = MODE.choices

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from charchat.events import StepDone
 from charchat.modelfile import ModelConfig
 from charchat.train.distributed import leave, world_from_environment
 from charchat.train.loop import Trainer, make_trainer
@@ -33,9 +34,9 @@ box = {}
 
 
 def on_step(event):
-    if event["kind"] == "step":
-        losses.append(event["loss"])
-        if action.startswith("stop") and event["step"] == int(action.split()[1]):
+    if isinstance(event, StepDone):
+        losses.append(event.loss)
+        if action.startswith("stop") and event.step == int(action.split()[1]):
             box["trainer"].request_stop()
 
 

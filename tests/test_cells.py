@@ -8,12 +8,12 @@ import pytest
 from conftest import random_model
 
 from charchat.chat.cells import FoundCell, activations, feature_values, rank_cells, strip_window
-from charchat.chat.commands import CommandError
 from charchat.chat.engine import Engine
 from charchat.chat.session import Session
-from charchat.errors import CharchatError
+from charchat.errors import CharchatError, CommandError
 from charchat.events import CellStrips, Generated, PromptRead
-from charchat.terminal.render import Renderer, cell_colour
+from charchat.style import cell_colour
+from charchat.terminal.render import Renderer
 
 
 def test_features_of_a_text():

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from charchat import reading
 from charchat.errors import CharchatError
 from charchat.modelfile import ModelConfig
+from charchat.reading import decode_text
 from charchat.train import textfiles
-from charchat.train.corpus import Corpus, Segment, decode_text
+from charchat.train.corpus import Corpus, Segment
 from charchat.train.evaluate import held_out_nats_per_char, sequential_nats
 from charchat.train.model import CharLSTM
 from charchat.train.textfiles import read_corpus
@@ -17,12 +19,12 @@ from charchat.train.textfiles import read_corpus
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    monkeypatch.setattr(textfiles, "CHUNK_BYTES", 7)
+    monkeypatch.setattr(reading, "CHUNK_BYTES", 7)
 
 
 @pytest.mark.parametrize("chunk", range(1, 10))  # every cut: in a CRLF, in a UTF-8 sequence
 def test_streaming_read_matches_reading_the_whole_file(tmp_path, monkeypatch, chunk):
-    monkeypatch.setattr(textfiles, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(reading, "CHUNK_BYTES", chunk)
     raw = "\ufeffline one\r\nline two\r\n\u00e9t\u00e9 \U0001f600 end\r\n".encode()
     (tmp_path / "a.txt").write_bytes(raw)
     encoded = read_corpus([tmp_path / "a.txt"])
@@ -70,7 +72,7 @@ def test_large_corpora_are_encoded_once_and_memory_mapped(tmp_path, monkeypatch,
     def no_decoding(path):
         raise AssertionError("read the text again")
 
-    monkeypatch.setattr(textfiles, "_decoded_chunks", no_decoding)
+    monkeypatch.setattr(textfiles, "decoded_chunks", no_decoding)
     again = read_corpus([path])
     assert isinstance(again.ids, np.memmap) and np.array_equal(again.ids, first.ids)
     assert again.vocab.chars == first.vocab.chars and again.sha256 == first.sha256

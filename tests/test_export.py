@@ -9,8 +9,8 @@ import pytest
 from conftest import random_model
 from pngfile import read_png
 
-from charchat.chat.commands import CommandError
 from charchat.chat.session import Session
+from charchat.errors import CommandError
 
 
 def session_with_text(**kwargs):

@@ -13,10 +13,9 @@ import pytest
 from conftest import TEXT, random_model
 
 from charchat import settings as spec
-from charchat.chat.commands import CommandError
 from charchat.chat.engine import PRIME_CHUNK, Engine
 from charchat.chat.session import Session
-from charchat.errors import CharchatError
+from charchat.errors import CharchatError, CommandError
 
 
 def charchat(*args, input=b"", stdout=subprocess.PIPE, timeout=300):

@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from conftest import random_model
 
-from charchat.chat.commands import CommandError
 from charchat.chat.novelty import TextIndex, find_corpus, novelty_of, suffix_array
 from charchat.chat.session import Session
+from charchat.errors import CommandError
 from charchat.events import Generated, Info
 from charchat.modelfile import save_model
 from charchat.settings import Settings
-from charchat.terminal.render import UNDERLINE, Renderer
+from charchat.style import UNDERLINE
+from charchat.terminal.render import Renderer
 from charchat.vocab import Vocab
 
 

@@ -20,8 +20,9 @@ from charchat.chat.engine import Engine
 from charchat.chat.session import Session
 from charchat.events import Generated, Info
 from charchat.settings import Settings
+from charchat.style import MODEL
 from charchat.terminal.pace import Pacer
-from charchat.terminal.render import MODEL, Renderer
+from charchat.terminal.render import Renderer
 from charchat.terminal.repl import Repl
 
 

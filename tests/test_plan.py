@@ -11,6 +11,7 @@ import torch
 from conftest import TEXT
 
 from charchat.errors import CharchatError
+from charchat.events import StepDone
 from charchat.modelfile import ModelConfig, load_model
 from charchat.train.loop import Trainer
 from charchat.train.plan import VAL_CHARS, plan_for
@@ -64,7 +65,7 @@ def losses(precision: str) -> list[float]:
         precision=precision, val_fraction=0.0,
     )  # fmt: skip
     trainer = Trainer(TEXT, "c.txt", "/dev/null", ModelConfig(1, 32, 8, 0.0), cfg)
-    trainer.on_event = lambda e: seen.append(e["loss"]) if e["kind"] == "step" else None
+    trainer.on_event = lambda e: seen.append(e.loss) if isinstance(e, StepDone) else None
     trainer.save_checkpoint = lambda: None
     trainer.validate = lambda: 0.0
     trainer._checkpoint_round = lambda final=False: None

@@ -8,7 +8,8 @@ import pytest
 
 from charchat import events
 from charchat.chat.cells import FoundCell
-from charchat.terminal.render import MODEL, SURPRISE_SCALE, UNDERLINE, USER, Renderer, cell_colour
+from charchat.style import MODEL, SURPRISE_SCALE, UNDERLINE, USER, cell_colour
+from charchat.terminal.render import Renderer
 
 ALL_EVENTS = [
     events.PromptRead("the\x1bwill", {"é": "e"}, ["😀"], None),
@@ -42,7 +43,7 @@ def test_every_event_type_is_listed_here():
         for c in vars(events).values()
         if isinstance(c, type) and dataclasses.is_dataclass(c) and c.__module__ == events.__name__
     }
-    parts = {events.ProbRow}  # rows inside Probs, not events
+    parts = {events.ProbRow, *events.TRAINING}  # rows inside Probs; training's own view
     assert defined - parts == {type(e) for e in ALL_EVENTS}
 
 
@@ -118,3 +119,42 @@ def test_a_stopped_turn_ends_its_line_and_says_so(terminal):
 
 def test_every_event_has_exactly_one_rendering():
     assert set(Renderer(io.StringIO())._show) == {type(e) for e in ALL_EVENTS}
+
+
+def test_every_training_event_is_drawn_by_the_training_view(capsys):
+    from charchat.terminal.trainview import TrainingView
+
+    shown = [
+        events.TrainingStarted(10, 12_345, 40, "cpu"),
+        events.ScheduleFitted(12),
+        events.StepDone(1, 3.5, 1000),
+        events.Validated(1, 2.0, float("nan"), 2.0),
+        events.Samples("the", {0.5: "the\x1b[2J will"}, False),
+        events.StepSkipped(2, 1),
+        events.RolledBack(0.5),
+        events.Resumed(3),
+        events.StartingStateFitted(7),
+        events.PlanChosen("plan: 1x64 LSTM"),
+        events.TrainingStopped("stopped at step 3", "charchat train t.txt --resume"),
+        events.TrainingFinished("m.safetensors", 3, 3000, 1.0, 1, 2.5),
+    ]
+    assert {type(e) for e in shown} == set(events.TRAINING)
+    with TrainingView() as view:
+        for event in shown:
+            view(event)
+    err = capsys.readouterr().err
+    for words in (
+        "0.01M parameters",
+        "fitted to 12 steps",
+        "T=0.5",
+        "␛[2J",
+        "step skipped",
+        "halved",
+        "resumed at step 3",
+        "(7 steps)",
+        "plan: 1x64",
+        "resume with: charchat train t.txt --resume",
+        "saved m.safetensors (3 steps, 3,000 characters",
+    ):
+        assert words in err, words
+    assert "\x1b[2J" not in err

@@ -2,11 +2,10 @@ import numpy as np
 import pytest
 from conftest import random_model
 
-from charchat.chat.commands import CommandError
 from charchat.chat.engine import Engine
 from charchat.chat.sampling import sample
 from charchat.chat.session import Session
-from charchat.errors import CharchatError
+from charchat.errors import CharchatError, CommandError
 from charchat.events import Generated, Probs, PromptRead, Quit, Score, SweepLine, TurnDone
 from charchat.settings import Settings
 
@@ -264,7 +263,7 @@ def test_mid_stream_temperature_change_applies_to_the_next_character():
 
 
 def test_transcript_appends_truncates_and_counts():
-    from charchat.chat.session import Transcript
+    from charchat.chat.transcript import Transcript
 
     t = Transcript()
     for ch in "the will to power":

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import random_model
 
-from charchat.chat.commands import CommandError
 from charchat.chat.session import Session
+from charchat.errors import CommandError
 from charchat.modelfile import save_model
 from charchat.settings import Settings
 

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from charchat import settings as spec
 from charchat.chat import commands
-from charchat.chat.commands import CommandError
 from charchat.chat.session import Session
 from charchat.cli import app
+from charchat.errors import CommandError
 from charchat.terminal.launch import FLAGS
 
 README = Path(__file__).resolve().parent.parent / "README.md"

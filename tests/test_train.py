@@ -10,6 +10,7 @@ from charchat.chat.engine import Engine
 from charchat.chat.samples import temperature_samples
 from charchat.chat.sampling import log_softmax, sample
 from charchat.errors import CharchatError
+from charchat.events import RolledBack, Samples, StepDone, StepSkipped
 from charchat.modelfile import ModelConfig, load_model
 from charchat.settings import Settings
 from charchat.train.checkpoint import checkpoint_path
@@ -29,9 +30,9 @@ def run(tmp_path, text=TEXT, config=TINY, cfg=FAST, stop_after=None, resume=Fals
     trainer_box = {}
 
     def on_event(event):
-        if event["kind"] == "step":
-            losses.append(event["loss"])
-            if stop_after is not None and event["step"] == stop_after:
+        if isinstance(event, StepDone):
+            losses.append(event.loss)
+            if stop_after is not None and event.step == stop_after:
                 trainer_box["t"].request_stop()
 
     corpus = tmp_path / "corpus.txt"
@@ -149,7 +150,7 @@ def test_averaged_weights_are_the_mean_from_the_start_fraction_on(tmp_path):
     trainer = Trainer(corpus_text, "c.txt", tmp_path / "m.safetensors", TINY, AVERAGING)
 
     def on_event(event):
-        if event["kind"] == "step":
+        if isinstance(event, StepDone):
             seen.append({k: v.clone() for k, v in trainer.module.state_dict().items()})
 
     trainer.on_event = on_event
@@ -295,8 +296,8 @@ def test_nonfinite_steps_are_skipped_then_rolled_back(tmp_path, monkeypatch):
     )
     trainer = Trainer(TEXT, "c.txt", tmp_path / "m.safetensors", TINY, cfg, events.append)
     trainer.run()
-    kinds = [e["kind"] for e in events]
-    assert kinds.count("nonfinite") == 4 and kinds.count("rollback") == 1
+    kinds = [type(e) for e in events]
+    assert kinds.count(StepSkipped) == 4 and kinds.count(RolledBack) == 1
     assert trainer.progress.lr_scale == 0.5
     for tensor in load_model(tmp_path / "m.safetensors").tensors.values():
         assert np.isfinite(tensor).all()
@@ -334,8 +335,7 @@ def test_eval_matches_a_hand_computation():
 
 
 def test_eval_reads_a_file_in_chunks_and_scores_it_as_one_text(tmp_path, monkeypatch):
-    import charchat.train.corpus
-    import charchat.train.textfiles
+    import charchat.reading
     from charchat.modelfile import save_model
     from charchat.train.evaluate import evaluate_file
 
@@ -348,12 +348,12 @@ def test_eval_reads_a_file_in_chunks_and_scores_it_as_one_text(tmp_path, monkeyp
     corpus_file = tmp_path / "t.txt"
     corpus_file.write_bytes(text.encode("utf-8"))
     expected = evaluate_text(model, text.replace("\r\n", "\n"))
-    monkeypatch.setattr(charchat.train.textfiles, "CHUNK_BYTES", 7)
+    monkeypatch.setattr(charchat.reading, "CHUNK_BYTES", 7)
 
     def whole_file(*args, **kwargs):
         raise AssertionError("eval read the whole file at once")
 
-    monkeypatch.setattr(charchat.train.corpus, "read_text", whole_file)
+    monkeypatch.setattr(charchat.reading, "read_text", whole_file)
     result = evaluate_file(str(path), corpus_file)
     assert (result.characters, result.scored, result.skipped) == (
         expected.characters,
@@ -387,7 +387,7 @@ def test_samples_at_each_temperature_are_reported(tmp_path):
     events = []
     cfg = TrainConfig(seq_len=16, batch_size=4, epochs=1, eval_every=1000, sample_length=30)
     Trainer(TEXT, "c.txt", tmp_path / "m.safetensors", TINY, cfg, events.append).run()
-    samples = [e for e in events if e["kind"] == "samples"][-1]["samples"]
+    samples = [e for e in events if isinstance(e, Samples)][-1].samples
     assert list(samples) == [0.2, 0.5, 1.0, 1.2] and all(len(s) == 30 for s in samples.values())
 
 

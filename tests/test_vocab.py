@@ -1,7 +1,7 @@
 import pytest
 
 from charchat.errors import CharchatError
-from charchat.train.corpus import decode_text, read_text
+from charchat.reading import decode_text, read_text
 from charchat.vocab import Vocab
 
 

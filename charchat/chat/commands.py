@@ -10,11 +10,7 @@ from typing import Any
 
 from charchat import settings as spec
 from charchat.chat.decoding import unescape
-from charchat.errors import CharchatError
-
-
-class CommandError(CharchatError):
-    """A command line that cannot be applied; the session is left unchanged."""
+from charchat.errors import CharchatError, CommandError
 
 
 @dataclass(frozen=True)
@@ -83,14 +79,12 @@ def _stop(arg: str) -> str | None:
 
 
 def _novelty(arg: str) -> tuple[str, Any]:
-    from charchat.chat.novelty import MIN_CHARS_RANGE
-
     action, _, rest = arg.strip().partition(" ")
     if action == "on":
         return "on", rest.strip() or None
     if action == "off" and not rest:
         return "off", None
-    low, high = MIN_CHARS_RANGE
+    low, high = spec.NOVELTY_MIN.low, spec.NOVELTY_MIN.high
     try:
         n = int(action)
     except ValueError:

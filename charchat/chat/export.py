@@ -16,13 +16,7 @@ from urllib.parse import quote
 import numpy as np
 
 from charchat.errors import CharchatError
-from charchat.terminal.render import (
-    CELL_SCALE,
-    SURPRISE_SCALE,
-    status_text,
-    surprise_bits,
-    visible_char,
-)
+from charchat.style import CELL_SCALE, SURPRISE_SCALE, status_text, surprise_bits, visible_char
 
 EXPORT_MOST = 50_000  # characters shown; a longer transcript is shown from its end
 ALTERNATIVES = 5

@@ -11,9 +11,8 @@ import math
 import numpy as np
 
 from charchat import settings as spec
-from charchat.chat.commands import CommandError
 from charchat.chat.sampling import entropy_bits, kept_mask, log_softmax, next_char, probabilities
-from charchat.errors import CharchatError, Stopped
+from charchat.errors import CharchatError, CommandError, Stopped
 from charchat.events import CellStrips, Info, ProbRow, Probs, Score, SweepLine
 
 LOG2E = 1 / math.log(2)

@@ -20,14 +20,14 @@ import numpy as np
 from charchat.apart import run_apart
 from charchat.errors import CharchatError, Stopped
 from charchat.files import replacing
+from charchat.settings import NOVELTY_MIN
 from charchat.vocab import Vocab
 
-DEFAULT_MIN_CHARS = 20
+DEFAULT_MIN_CHARS = NOVELTY_MIN.default
 MAX_INDEX_CHARS = 50_000_000  # 4 bytes of index a character, built in memory
 UNKNOWN = 255  # a character the model's vocabulary lacks: never matches generated text
 MATCH_KEPT = 4096  # longer copies are reported as this long
 FOLLOW_TAIL = 512  # characters of read text followed for a copy the model might continue
-MIN_CHARS_RANGE = (4, 1000)
 
 
 def _never() -> bool:
@@ -245,7 +245,7 @@ def novelty_of(index: TextIndex, ids, min_chars: int = DEFAULT_MIN_CHARS) -> Nov
 def find_corpus(card: dict, model_path: Path | None, should_stop=_never) -> Path:
     """The training text a model card names, looked for by name and checked by hash in the
     current folder, the model's folder and the folders in $CHARCHAT_CORPORA."""
-    from charchat.train.corpus import read_text
+    from charchat.reading import read_text
 
     name, sha = card.get("corpus"), card.get("corpus_sha256")
     if not name or not sha:
@@ -262,46 +262,3 @@ def find_corpus(card: dict, model_path: Path | None, should_stop=_never) -> Path
     raise CharchatError(
         f"cannot find {name} (sha256 {sha[:12]}…) in {where}; give its path or set CHARCHAT_CORPORA"
     )
-
-
-def novelty_cache() -> Path:
-    from charchat.train.textfiles import cache_dir
-
-    return cache_dir().parent / "novelty"
-
-
-def report(model_name, corpus: Path, temps, length, min_chars, prompt="", seed=1) -> list[str]:
-    """`charchat novelty`: a sample at each temperature, and what of it is copied."""
-    from charchat.chat.session import Session
-    from charchat.events import Generated
-    from charchat.modelfile import load_model, resolve_model
-    from charchat.settings import LENGTH, TEMPERATURE, Settings
-    from charchat.terminal.render import safe_text
-    from charchat.train.corpus import read_text
-
-    low, high = MIN_CHARS_RANGE
-    if not low <= min_chars <= high:
-        raise CharchatError(f"--min must be from {low} to {high}")
-    LENGTH.parse(str(length))
-    for t in temps:
-        TEMPERATURE.parse(str(t))
-    model = load_model(resolve_model(model_name))
-    text = read_text(corpus, 2, "novelty", MAX_INDEX_CHARS)
-    index = TextIndex.build(text, model.vocab, novelty_cache())
-    lines = [
-        f"{'T':>5}  {'chars':>6}  {'longest copy':>12}  {f'copied (>= {min_chars})':>16}  spans",
-    ]
-    longest_texts = []
-    for t in temps:
-        session = Session(model, Settings(temperature=t, mode="sample"), length=length, seed=seed)
-        written = "".join(e.char for e in session.turn(prompt) if isinstance(e, Generated))
-        found = novelty_of(index, model.vocab.encode(written).ids, min_chars)
-        lines.append(
-            f"{t:>5g}  {len(written):>6,}  {found.longest:>12,}  "
-            f"{found.copied_share:>15.1%}  {len(found.spans)}"
-        )
-        end = int(np.argmax(found.lengths)) + 1 if found.lengths else 0
-        longest_texts.append((t, written[end - found.longest : end]))
-    for t, text in longest_texts:
-        lines.append(f"longest copy at T={t:g}: {safe_text(text, keep_newlines=False)!r}")
-    return lines

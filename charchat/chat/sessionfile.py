@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from charchat import settings as spec
-from charchat.chat.commands import CommandError
-from charchat.chat.session import Session, Transcript, Turn
-from charchat.errors import CharchatError
+from charchat.chat.conversation import Conversation
+from charchat.chat.transcript import Transcript, Turn
+from charchat.errors import CharchatError, CommandError
 from charchat.files import write_file
 from charchat.modelfile import Model, load_model, resolve_model
+from charchat.reading import check_regular
 from charchat.settings import Settings
-from charchat.train.textfiles import check_regular
 
 FORMAT = "charchat-session"
 FORMAT_VERSION = 1
@@ -55,7 +55,7 @@ def _unpack(text: str, shape: tuple[int, ...]) -> np.ndarray:
     return state.reshape(shape)
 
 
-def save_session(session: Session, path: Path) -> Path:
+def save_session(session: Conversation, path: Path) -> Path:
     """Write the session to path (see files.py for the rule on what may be replaced)."""
     m = session.model
     transcript = session.transcript[-spec.TRANSCRIPT_KEEP :]
@@ -111,7 +111,7 @@ def read_session(path: Path) -> dict:
 
 
 def restore(
-    session: Session, data: dict, path: Path, reread: bool = False, should_stop=lambda: False
+    session: Conversation, data: dict, path: Path, reread: bool = False, should_stop=lambda: False
 ) -> bool:
     """Make session the saved one, in place, or change nothing and raise a CommandError. False
     when should_stop() ended the rereading first (nothing changed then either).
@@ -155,7 +155,7 @@ def restore(
 REREAD_CHUNK = 4096  # characters read between looks at should_stop
 
 
-def _reread(session: Session, transcript: str, should_stop) -> np.ndarray | None:
+def _reread(session: Conversation, transcript: str, should_stop) -> np.ndarray | None:
     """The state after reading transcript from the start; None when stopped. The session's
     engine is used and put back as it was."""
     engine = session.engine
@@ -270,17 +270,7 @@ def _turns(value, shape: tuple[int, ...]) -> list[Turn]:
     return turns
 
 
-def load_session(path: Path, model_spec: str | None = None) -> Session:
-    """A session from a file, on its own model (found by path, then name) or on model_spec."""
-    data = read_session(path)
-    saved = data.get("model") if isinstance(data.get("model"), dict) else {}
-    model = _find_model(saved, model_spec)
-    session = Session(model)
-    restore(session, data, path, reread=model_spec is not None)
-    return session
-
-
-def _find_model(saved: dict, model_spec: str | None) -> Model:
+def find_model(saved: dict, model_spec: str | None) -> Model:
     if model_spec:
         return load_model(resolve_model(model_spec))
     for spec_ in (saved.get("path"), saved.get("name")):

@@ -6,6 +6,7 @@ from prompt_toolkit.completion import Completer, Completion
 from prompt_toolkit.history import FileHistory, InMemoryHistory
 
 from charchat.chat import commands
+from charchat.paths import history_file
 from charchat.settings import MODES
 
 
@@ -40,12 +41,9 @@ class CommandCompleter(Completer):
 
 def history_for() -> FileHistory | InMemoryHistory:
     """The history file under the user's data folder; in memory where it can't be made."""
-    from charchat.modelfile import user_data_dir
-
-    folder = user_data_dir()
+    path = history_file()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / "history"
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(exist_ok=True)
         return FileHistory(str(path))
     except OSError:

@@ -33,9 +33,6 @@ class ChatOptions:
     echo: bool = False
 
 
-UsageError = BadInput
-
-
 # The command-line flag for each checked option, as messages name it.
 FLAGS = {
     "temperature": ("--temp", spec.TEMPERATURE),
@@ -52,7 +49,7 @@ FLAGS = {
 
 
 def checked(options: ChatOptions) -> ChatOptions:
-    """The options, each within the bounds settings.py gives; a UsageError names the flag."""
+    """The options, each within the bounds settings.py gives; a BadInput names the flag."""
     for field, (flag, setting) in FLAGS.items():
         value = getattr(options, field)
         if value is None:
@@ -60,18 +57,18 @@ def checked(options: ChatOptions) -> ChatOptions:
         try:
             setting.check(value)
         except CharchatError as e:
-            raise UsageError(f"{flag}: {e}") from None
+            raise BadInput(f"{flag}: {e}") from None
     return options
 
 
 def make_session(options: ChatOptions) -> Session:
     o = checked(options)
     if len(o.stops) > spec.STOPS_MOST:
-        raise UsageError(f"--stop: at most {spec.STOPS_MOST} stop strings")
+        raise BadInput(f"--stop: at most {spec.STOPS_MOST} stop strings")
     if any(len(stop) > spec.STOP_CHARS for stop in o.stops):
-        raise UsageError(f"--stop: a stop string has at most {spec.STOP_CHARS:,} characters")
+        raise BadInput(f"--stop: a stop string has at most {spec.STOP_CHARS:,} characters")
     if o.session_file:
-        from charchat.chat.sessionfile import load_session
+        from charchat.chat.session import load_session
 
         return load_session(Path(o.session_file), o.model)
     settings = Settings(o.temperature, o.mode, o.top_k, o.top_p, o.min_p, o.beam_width)

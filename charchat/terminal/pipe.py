@@ -52,7 +52,7 @@ def read_lines(stream):
 
 
 def read_whole(stream) -> str:
-    from charchat.train.corpus import decode_text
+    from charchat.reading import decode_text
 
     data = stream.read(MAX_WHOLE_BYTES + 1)
     if len(data) > MAX_WHOLE_BYTES:

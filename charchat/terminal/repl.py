@@ -25,10 +25,11 @@ from charchat.chat import commands
 from charchat.chat.session import Session
 from charchat.errors import CharchatError
 from charchat.events import Generated, Quit, Reading, Searching
+from charchat.style import safe_text, status_text
 from charchat.terminal.completion import CommandCompleter, history_for
 from charchat.terminal.keyboard import ActionKeys
 from charchat.terminal.pace import POLL_SECONDS, Pacer
-from charchat.terminal.render import Renderer, safe_text, status_text, wants_colour
+from charchat.terminal.render import Renderer, wants_colour
 
 STATUS_SECONDS = 0.1  # the status bar is redrawn at most this often (and on every key)
 STREAMING_KEYS = "↑↓ temperature, ←→ pace, Tab mode, space pause, Ctrl+C stop"

@@ -111,7 +111,7 @@ def calibrate(
 
 def _sha256(path: Path) -> str:
     """Of the text as read (as the card's corpus_sha256 is), not of the file's bytes."""
-    from charchat.train.textfiles import text_chunks
+    from charchat.reading import text_chunks
 
     digest = hashlib.sha256()
     for piece in text_chunks(path):

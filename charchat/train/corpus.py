@@ -3,61 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from charchat.errors import CharchatError, Stopped
-from charchat.train.textfiles import check_regular, text_chunks
-from charchat.vocab import Vocab, normalize_newlines
+from charchat.errors import CharchatError
+from charchat.vocab import Vocab
 
 VAL_CONTEXT = 256  # characters read before a held-out stretch, as `eval` would have read them
-
-
-def decode_text(data: bytes, source: str = "input") -> str:
-    """UTF-8 text with a leading byte-order mark dropped and CRLF turned into LF."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise CharchatError(
-            f"{source} is not valid UTF-8 text (bad byte at offset {e.start})"
-        ) from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    return normalize_newlines(text)
-
-
-def _never() -> bool:
-    return False
-
-
-def read_text(
-    path: str | Path,
-    min_chars: int = 2,
-    purpose: str = "training",
-    most_chars: int | None = None,
-    should_stop=_never,
-) -> str:
-    """A text file's whole text, read in chunks: at most most_chars characters (a file or a
-    stream with more is refused, so nothing is read without end), and should_stop() ends the
-    reading early (Stopped)."""
-    path = Path(path)
-    check_regular(path, purpose)
-    pieces, count = [], 0
-    for chunk in text_chunks(path):
-        if should_stop():
-            raise Stopped(f"stopped after reading {count:,} characters of {path}")
-        count += len(chunk)
-        if most_chars is not None and count > most_chars:
-            raise CharchatError(
-                f"{path} has more than {most_chars:,} characters; {purpose} reads at most that many"
-            )
-        pieces.append(chunk)
-    text = "".join(pieces)
-    if len(text) < min_chars:
-        what = "empty" if not text else f"too short ({len(text)} characters)"
-        raise CharchatError(f"{path} is {what}; {purpose} needs at least {min_chars} characters")
-    return text
 
 
 @dataclass(frozen=True)

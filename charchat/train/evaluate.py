@@ -16,8 +16,9 @@ import torch.nn.functional as F
 
 from charchat.errors import CharchatError
 from charchat.modelfile import Model, load_model, resolve_model
+from charchat.reading import check_regular, text_chunks
 from charchat.train.model import CharLSTM
-from charchat.train.textfiles import check_regular, code_points, id_table, text_chunks
+from charchat.train.textfiles import code_points, id_table
 
 PARALLEL_STREAMS = 32  # validation scores this many stretches of the text side by side...
 BURN_IN = 256  # ...each warmed up on the text before it, so the figure matches `eval`

@@ -17,6 +17,17 @@ from torch.optim.swa_utils import AveragedModel
 
 from charchat.chat.samples import sample_prompt, temperature_samples
 from charchat.errors import CharchatError
+from charchat.events import (
+    Resumed,
+    RolledBack,
+    Samples,
+    ScheduleFitted,
+    StartingStateFitted,
+    StepDone,
+    StepSkipped,
+    TrainingStarted,
+    Validated,
+)
 from charchat.modelfile import Model, ModelConfig, load_model, save_model
 from charchat.train.checkpoint import (
     check_identity,
@@ -140,7 +151,7 @@ class Trainer:
         fitting = STEP_SHARE * windows * seconds_per_step
         affordable = int(0.95 * (remaining - self._round_seconds - fitting) / per_step) + p.step
         p.schedule_steps = self.world.from_main(max(p.step + 1, min(self.total_steps, affordable)))
-        self.on_event({"kind": "schedule", "steps": p.schedule_steps})
+        self.on_event(ScheduleFitted(p.schedule_steps))
 
     # -------------------------------------------------------- files
 
@@ -224,14 +235,14 @@ class Trainer:
             if self.hidden is not None:
                 rows = self.batches.rows
                 self.hidden = tuple(h[:, rows].contiguous() for h in self.hidden)
-        self.on_event({"kind": "resumed", "step": self.progress.step})
+        self.on_event(Resumed(self.progress.step))
 
     # -------------------------------------------------------- one step
 
     def _roll_back(self) -> None:
         self.stepper.roll_back()
         self.progress.lr_scale /= 2
-        self.on_event({"kind": "rollback", "lr_scale": self.progress.lr_scale})
+        self.on_event(RolledBack(self.progress.lr_scale))
 
     def _update_average(self) -> None:
         """Fold this step's weights into the running mean, once the schedule is far enough."""
@@ -267,8 +278,7 @@ class Trainer:
             module = self.average.module if self.average is not None else None
             save_model(self.model_file(module), self.out)  # ...or the mean, if asked for one
             self._saved_latest = module is None
-        event = {"kind": "val", "step": p.step, "val_nats": val, "average_nats": averaged}
-        self.on_event({**event, "best_nats": p.best_val})
+        self.on_event(Validated(p.step, val, averaged, p.best_val))
         return val
 
     # -------------------------------------------------------- the loop
@@ -289,10 +299,7 @@ class Trainer:
         self.stepper.remember_good()
         params = sum(t.numel() for t in self.module.parameters())
         vocab, device = len(self.corpus.vocab), str(self.device)
-        self.on_event(
-            {"kind": "start", "total_steps": p.schedule_steps, "params": params}
-            | {"vocab": vocab, "device": device}
-        )
+        self.on_event(TrainingStarted(p.schedule_steps, params, vocab, device))
         calibration_clock = None
         round_clock = (time.perf_counter(), p.step)
         while p.step < p.schedule_steps:
@@ -318,7 +325,7 @@ class Trainer:
             if loss is None:
                 p.skipped_steps += 1
                 consecutive_bad += 1
-                self.on_event({"kind": "nonfinite", "step": p.step, "skipped": p.skipped_steps})
+                self.on_event(StepSkipped(p.step, p.skipped_steps))
                 if consecutive_bad >= NONFINITE_ROLLBACK_AFTER:
                     self._roll_back()
                     consecutive_bad = 0
@@ -328,7 +335,7 @@ class Trainer:
             p.loss_sum, p.loss_steps = p.loss_sum + loss, p.loss_steps + 1
             p.chars_seen += cfg.batch_size * cfg.seq_len * self.world.size
             self._update_average()
-            self.on_event({"kind": "step", "step": p.step, "loss": loss, "progress": p})
+            self.on_event(StepDone(p.step, loss, p.chars_seen))
             if p.step == calibrate_at and calibration_clock:
                 t0, s0 = calibration_clock
                 per_step = (time.perf_counter() - t0) / (p.step - s0)
@@ -359,7 +366,7 @@ class Trainer:
         steps = fit_starting_state(
             module, head, newline, self.device, self.cfg.precision, self.cfg.seed
         )
-        self.on_event({"kind": "starting_state", "steps": steps})
+        self.on_event(StartingStateFitted(steps))
         return steps
 
     def _fit_saved_model(self) -> None:
@@ -396,9 +403,7 @@ class Trainer:
             samples = temperature_samples(
                 self.model_file(), self.prompt, self.cfg.sample_length, self.cfg.seed
             )
-            self.on_event(
-                {"kind": "samples", "prompt": self.prompt, "samples": samples, "final": final}
-            )
+            self.on_event(Samples(self.prompt, samples, final))
 
 
 def make_trainer(

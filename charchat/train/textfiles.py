@@ -10,22 +10,20 @@ the text again.
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import json
-import os
-import stat
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from charchat import reading
 from charchat.errors import CharchatError
 from charchat.files import replacing, write_file
+from charchat.paths import corpus_cache
+from charchat.reading import check_regular, decoded_chunks
 from charchat.vocab import Vocab
 
-CHUNK_BYTES = 8 << 20
 CACHE_FROM_BYTES = 32 << 20  # smaller corpora are encoded afresh each run, in memory
 CACHE_FORMAT = 1
 UNICODE_SIZE = 0x110000
@@ -101,12 +99,6 @@ def read_corpus(paths: list[Path], min_chars: int = 2) -> EncodedText:
     return encoded
 
 
-def cache_dir() -> Path:
-    from platformdirs import user_cache_dir
-
-    return Path(os.environ.get("CHARCHAT_CACHE") or user_cache_dir("charchat")) / "corpora"
-
-
 # ------------------------------------------------------------------ reading
 
 
@@ -114,74 +106,12 @@ def _raw_digest(path: Path) -> tuple[str, int]:
     h, n = hashlib.sha256(), 0
     try:
         with open(path, "rb") as f:
-            while block := f.read(CHUNK_BYTES):
+            while block := f.read(reading.CHUNK_BYTES):
                 h.update(block)
                 n += len(block)
     except OSError as e:
         raise CharchatError(f"cannot read {path}: {e.strerror}") from None
     return h.hexdigest(), n
-
-
-def _decoded_chunks(path: Path) -> Iterator[str]:
-    """The text of path in chunks: UTF-8, leading BOM dropped, CRLF -> LF across chunks."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset, held, first = 0, "", True
-    with open(path, "rb") as f:
-        if b"\x00" in f.read(65536):
-            raise CharchatError(f"{path} looks like a binary file (it contains NUL bytes)")
-        f.seek(0)
-        while True:
-            block = f.read(CHUNK_BYTES)
-            try:
-                text = held + decoder.decode(block, final=not block)
-            except UnicodeDecodeError as e:
-                raise CharchatError(
-                    f"{path} is not valid UTF-8 text (bad byte at offset {offset + e.start})"
-                ) from None
-            if first and text:
-                text, first = text.removeprefix("\ufeff"), False
-            offset += len(block)
-            held = ""
-            if block and text.endswith("\r"):
-                text, held = text[:-1], "\r"  # its "\n" may open the next chunk
-            text = text.replace("\r\n", "\n")
-            if text:
-                yield text
-            if not block:
-                return
-
-
-def text_chunks(path: Path) -> Iterator[str]:
-    """A text file's text in chunks (see _decoded_chunks), with one clear error for a path
-    that is missing, a folder or unreadable."""
-    path = Path(path)
-    check_readable(path)
-    try:
-        yield from _decoded_chunks(path)
-    except OSError as e:
-        raise CharchatError(f"cannot read {path}: {e.strerror}") from None
-
-
-def check_readable(path: Path) -> None:
-    """A file, or a pipe (read with a bound); a device or socket would be read without end."""
-    if not path.exists():
-        raise CharchatError(f"no such file: {path}")
-    if path.is_dir():
-        raise CharchatError(f"{path} is a directory, not a text file")
-    mode = path.stat().st_mode
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):
-        kind = "a socket" if stat.S_ISSOCK(mode) else "a device"
-        raise CharchatError(f"{path} is {kind}, not a text file")
-
-
-def check_regular(path: Path, purpose: str) -> None:
-    """A regular file: what is read twice (training's two passes, an index kept on disk)
-    cannot be a stream, and opening a pipe nobody writes to would wait for ever."""
-    check_readable(path)
-    if not path.is_file():
-        raise CharchatError(
-            f"{path} is a pipe, not a file; {purpose} needs a file: save the text to one first"
-        )
 
 
 def code_points(text: str) -> np.ndarray:
@@ -206,7 +136,7 @@ def _encode(files: list[Path], name: str, key: str | None) -> EncodedText:
     seen = np.zeros(UNICODE_SIZE, dtype=bool)
     sha, total = hashlib.sha256(), 0
     for path in files:
-        for chunk in _decoded_chunks(path):
+        for chunk in decoded_chunks(path):
             points = code_points(chunk)
             seen[np.flatnonzero(np.bincount(points))] = True
             sha.update(chunk.encode("utf-8"))
@@ -220,7 +150,7 @@ def _encode(files: list[Path], name: str, key: str | None) -> EncodedText:
     if key is None:
         ids = np.empty(total, dtype=table.dtype)
         return EncodedText(vocab, ids, _fill(ids, files, table), sha.hexdigest(), name)
-    folder = cache_dir()
+    folder = corpus_cache()
     folder.mkdir(parents=True, exist_ok=True)
     with replacing(folder / f"{key}.ids") as temporary:
         ids = np.memmap(temporary, dtype=table.dtype, mode="w+", shape=(total,))
@@ -243,7 +173,7 @@ def _fill(ids: np.ndarray, files: list[Path], table: np.ndarray) -> list[Documen
     documents, at = [], 0
     for path in files:
         start = at
-        for chunk in _decoded_chunks(path):
+        for chunk in decoded_chunks(path):
             points = code_points(chunk)
             ids[at : at + len(points)] = table[points]
             at += len(points)
@@ -257,7 +187,7 @@ def _write_json_atomically(path: Path, data: dict) -> None:
 
 def _load_cached(key: str, files: list[Path]) -> EncodedText | None:
     """The cached ids of this content, or None when absent or not readable as written."""
-    folder = cache_dir()
+    folder = corpus_cache()
     try:
         meta = json.loads((folder / f"{key}.json").read_text())
         dtype = np.dtype(meta["dtype"])
