@@ -6,18 +6,32 @@ chat start fast.
 
 from __future__ import annotations
 
-import math
 import sys
 from enum import Enum
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup
 
 from charchat import __version__
 from charchat import settings as spec
+from charchat.cli_train import train
 from charchat.errors import CharchatError
 
+
+class Commands(TyperGroup):
+    """Every command runs through invoke: the one place an error becomes a line and a code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CharchatError as e:
+            write_error(str(e))
+            raise typer.Exit(e.exit_code) from None
+
+
 app = typer.Typer(
+    cls=Commands,
     add_completion=False,
     no_args_is_help=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -30,26 +44,6 @@ app = typer.Typer(
 Mode = Enum("Mode", {name.replace("-", "_"): name for name in spec.MODES}, type=str)
 
 
-class Preset(str, Enum):
-    small = "small"
-    medium = "medium"
-    large = "large"
-
-
-class Precision(str, Enum):
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-    mps = "mps"
-
-
 def fail(message: str, code: int = 1) -> None:
     """One clear line on stderr and an exit code."""
     write_error(message)
@@ -57,9 +51,9 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def write_error(message: str) -> None:
-    from charchat.style import safe_text
+    from charchat.style import error_line
 
-    sys.stderr.write(f"charchat: error: {safe_text(message, keep_newlines=False)}\n")
+    sys.stderr.write(error_line(message))
     sys.stderr.flush()
 
 
@@ -160,148 +154,10 @@ def chat(
         whole=whole,
         echo=echo,
     )
-    try:
-        code = run_chat(options)
-    except CharchatError as e:
-        fail(str(e), e.exit_code)
-    raise typer.Exit(code)
+    raise typer.Exit(run_chat(options))
 
 
-@app.command()
-def train(
-    corpus: list[Path] = typer.Argument(
-        ..., help="UTF-8 text files to learn from; a folder stands for the files in it."
-    ),
-    name: str | None = typer.Option(None, "--name", help="Save as NAME in the user models dir."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Save to this path."),
-    preset: Preset = typer.Option(
-        Preset.medium, "--preset", help="Model size (with --minutes alone: planned)."
-    ),
-    layers: int | None = typer.Option(None, "--layers", help="LSTM layers (overrides preset)."),
-    hidden: int | None = typer.Option(None, "--hidden", help="Units per layer."),
-    embedding: int | None = typer.Option(None, "--embedding", help="Embedding size."),
-    dropout: float | None = typer.Option(None, "--dropout", help="Dropout probability."),
-    weight_drop: float | None = typer.Option(
-        None, "--weight-drop", help="DropConnect probability on the recurrent weights."
-    ),
-    input_dropout: float | None = typer.Option(
-        None, "--input-dropout", help="Dropout probability on the embedded characters."
-    ),
-    locked_dropout: bool | None = typer.Option(
-        None,
-        "--locked-dropout/--step-dropout",
-        help="One dropout mask per window for all its steps (variational), or a fresh one "
-        "at every step [default: step].",
-    ),
-    seq_len: int | None = typer.Option(
-        None, "--seq-len", help="Characters per BPTT window [default: planned, or 128]."
-    ),
-    batch_size: int | None = typer.Option(
-        None, "--batch-size", help="Parallel streams per batch [default: planned, or 64]."
-    ),
-    lr: float | None = typer.Option(
-        None, "--lr", help="Peak learning rate [default: planned, or 0.002]."
-    ),
-    weight_decay: float | None = typer.Option(
-        None, "--weight-decay", help="AdamW weight decay [default: planned, or 0.05]."
-    ),
-    epochs: float | None = typer.Option(
-        None,
-        "--epochs",
-        help="Passes over the training text [default: 20, or what fits --minutes].",
-    ),
-    steps: int | None = typer.Option(
-        None, "--steps", help="Optimizer steps in the schedule, instead of --epochs."
-    ),
-    warmup_steps: int | None = typer.Option(
-        None, "--warmup-steps", help="Steps of linear warm-up [default: planned, or 100]."
-    ),
-    min_lr_ratio: float | None = typer.Option(
-        None,
-        "--min-lr-ratio",
-        help="The cosine ends at this fraction of --lr [default: planned, or 0.05].",
-    ),
-    minutes: float | None = typer.Option(
-        None,
-        "--minutes",
-        help="Wall-clock budget, from launch to saved model. Without size flags, the model "
-        "and recipe are planned for it.",
-    ),
-    average_from: float | None = typer.Option(
-        None,
-        "--average-from",
-        help="From this fraction of the schedule on, also score the running mean of the weights.",
-    ),
-    restart_share: float | None = typer.Option(
-        None,
-        "--restart-share",
-        help="Share of streams restarted from the learned starting state at each window "
-        "[default: 1/32].",
-    ),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
-    val_fraction: float | None = typer.Option(
-        None, "--val-fraction", help="Held out from the end [default: planned, or 0.1]."
-    ),
-    precision: Precision = typer.Option(
-        Precision.auto,
-        "--precision",
-        help="Forward pass in fp32, bf16 or fp16 (fp16 with loss scaling; fp32 weights either way); "
-        "auto: what measures faster here.",
-    ),
-    seed: int = typer.Option(1234, "--seed", help="Random seed."),
-    device: Device = typer.Option(Device.auto, "--device", help="Where to train."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run checkpointed for OUT."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing model file."),
-) -> None:
-    """Train a model on text files."""
-    from charchat.terminal.trainview import TrainingView
-    from charchat.train.run import run_training
-
-    try:
-        code = run_training(
-            corpus=corpus,
-            name=name,
-            out=out,
-            preset=preset.value,
-            arch_overrides={
-                "layers": layers,
-                "hidden": hidden,
-                "embedding": embedding,
-                "dropout": dropout,
-                "weight_drop": weight_drop,
-                "input_dropout": input_dropout,
-                "locked_dropout": locked_dropout,
-            },
-            train_options={
-                "seq_len": seq_len,
-                "batch_size": batch_size,
-                "lr": lr,
-                "weight_decay": weight_decay,
-                "epochs": epochs,
-                "steps": steps,
-                "warmup_steps": warmup_steps,
-                "min_lr_ratio": min_lr_ratio,
-                "minutes": minutes,
-                "average_from": average_from,
-                "restart_share": restart_share,
-                "threads": threads,
-                "val_fraction": val_fraction,
-                "seed": seed,
-                "device": device.value,
-                "precision": precision.value,
-            },
-            resume=resume,
-            force=force,
-            argv=sys.argv[1:],
-            view_for=TrainingView,
-        )
-    except CharchatError as e:
-        code = 1
-        write_error(str(e))
-    from charchat.train.distributed import part_now
-
-    part_now(code)  # one of several torchrun processes: ends here
-    raise typer.Exit(code)
+app.command()(train)
 
 
 @app.command("eval")
@@ -314,20 +170,13 @@ def evaluate(
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
 ) -> None:
     """Bits per character of a model on a text: whole text, in order, state carried."""
-    try:
-        from charchat.terminal.trainview import ScoringProgress
-        from charchat.train.evaluate import evaluate_file
+    from charchat.terminal.reports import score_report
+    from charchat.terminal.trainview import ScoringProgress
+    from charchat.train.evaluate import evaluate_file
 
-        with ScoringProgress(enabled=sys.stderr.isatty()) as progress:
-            result = evaluate_file(model, text, tail, threads, progress.start, progress.update)
-    except CharchatError as e:
-        fail(str(e))
-    sys.stdout.write(
-        f"bits/char   {result.bits_per_char:.4f}\n"
-        f"nats/char   {result.nats_per_char:.4f}\n"
-        f"scored      {result.scored:,} characters of {result.characters:,}\n"
-        f"skipped     {result.skipped:,} outside the vocabulary\n"
-    )
+    with ScoringProgress(enabled=sys.stderr.isatty()) as progress:
+        result = evaluate_file(model, text, tail, threads, progress.start, progress.update)
+    sys.stdout.write(score_report(result))
 
 
 @app.command()
@@ -349,28 +198,17 @@ def calibrate(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:
     """Divide a model's logits by the temperature that fits held-out text best, and save it."""
-    try:
-        if out.exists() and not force:
-            raise CharchatError(f"{out} exists (use --force to overwrite it)")
-        from charchat.terminal.trainview import ScoringProgress
-        from charchat.train.calibrate import calibrate as run_calibration
+    if out.exists() and not force:
+        raise CharchatError(f"{out} exists (use --force to overwrite it)")
+    from charchat.terminal.reports import calibration_report
+    from charchat.terminal.trainview import ScoringProgress
+    from charchat.train.calibrate import calibrate as run_calibration
 
-        with ScoringProgress(enabled=sys.stderr.isatty() and text is not None) as progress:
-            calibrated, fit = run_calibration(
-                model, out, text, tail, temperature, threads, progress.start, progress.update
-            )
-    except CharchatError as e:
-        fail(str(e))
-    total = calibrated.card["calibration"]["temperature"]
-    if fit is None:
-        sys.stdout.write(f"temperature {temperature:g} (in all: {total:g})\n")
-    else:
-        sys.stdout.write(
-            f"temperature {fit.temperature:g} (in all: {total:g})\n"
-            f"bits/char   {fit.bits_before:.4f} -> {fit.bits_after:.4f}\n"
-            f"nats/char   {fit.nats_before:.4f} -> {fit.nats_after:.4f}\n"
-            f"scored      {fit.scored:,} characters\n"
+    with ScoringProgress(enabled=sys.stderr.isatty() and text is not None) as progress:
+        calibrated, fit = run_calibration(
+            model, out, text, tail, temperature, threads, progress.start, progress.update
         )
+    sys.stdout.write(calibration_report(calibrated, fit))
     sys.stderr.write(f"saved {out}\n")
 
 
@@ -392,59 +230,18 @@ def novelty(
     seed: int = typer.Option(1, "--seed", help="Random seed."),
 ) -> None:
     """How much of what a model writes occurs verbatim in the text it learnt from."""
-    try:
-        from charchat.terminal.reports import report
+    from charchat.terminal.reports import report
 
-        lines = report(model, corpus, temps, length, min_chars, prompt, seed)
-    except CharchatError as e:
-        fail(str(e))
+    lines = report(model, corpus, temps, length, min_chars, prompt, seed)
     sys.stdout.write("".join(line + "\n" for line in lines))
 
 
 @app.command()
 def models() -> None:
     """List the bundled and user models."""
-    from charchat.modelfile import available_models, load_model
-    from charchat.paths import user_models_dir
-    from charchat.style import safe_text
+    from charchat.terminal.reports import models_table
 
-    rows = []
-    for name, where, path in available_models():
-        try:
-            m = load_model(path)
-        except CharchatError as e:
-            rows.append((name, where, "-", "-", f"unreadable: {e}", "-", path.stat().st_size))
-            continue
-        card = m.card
-        bpc = card.get("best_val_bits_per_char")
-        if bpc is None:  # learnt all its text: its recipe's tuning run was scored instead
-            bpc = card.get("tuning_run", {}).get("held_out_bits_per_char")
-        rows.append(
-            (
-                name,
-                where,
-                f"{m.parameters / 1e6:.2f}M ({m.config.layers}x{m.config.hidden})",
-                str(len(m.vocab)),
-                str(card.get("corpus", "?")),
-                f"{bpc:.3f}" if isinstance(bpc, (int, float)) and math.isfinite(bpc) else "-",
-                path.stat().st_size,
-            )
-        )
-    if not rows:
-        sys.stderr.write(f"charchat: no models found (user models go in {user_models_dir()})\n")
-        return
-    from rich.table import Table
-
-    from charchat.terminal.render import stdout_console
-
-    table = Table(box=None, pad_edge=False)
-    for column in ("name", "where", "parameters", "vocab", "trained on", "val bits/char", "size"):
-        table.add_column(
-            column, justify="right" if column in ("vocab", "val bits/char", "size") else "left"
-        )
-    for row in rows:
-        table.add_row(*(safe_text(str(v), False) for v in row[:-1]), f"{row[-1] / 1e6:.1f} MB")
-    stdout_console().print(table)
+    models_table()
 
 
 def main() -> None:

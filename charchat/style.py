@@ -121,3 +121,8 @@ def fit(text: str, width: int | None) -> str:
     if width is not None and len(text) > width - 1:
         return text[: max(0, width - 2)] + "…"
     return text
+
+
+def error_line(message: str) -> str:
+    """An error as charchat prints it on stderr: one line, nothing raw."""
+    return f"charchat: error: {safe_text(message, keep_newlines=False)}\n"

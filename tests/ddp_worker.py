@@ -11,8 +11,9 @@ from pathlib import Path
 from charchat.events import StepDone
 from charchat.modelfile import ModelConfig
 from charchat.train.distributed import leave, world_from_environment
-from charchat.train.loop import Trainer, make_trainer
+from charchat.train.loop import Trainer
 from charchat.train.recipe import TrainConfig, TrainingInterrupted
+from charchat.train.run import make_trainer
 from charchat.train.textfiles import read_corpus
 
 corpus, out, action, losses_path = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]

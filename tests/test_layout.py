@@ -48,7 +48,7 @@ def imports_of(path: Path, name: str, known: set[str]) -> set[str]:
 
 def part_of(name: str) -> str:
     parts = name.split(".")
-    if name == "charchat.cli" or name == "charchat.__main__":
+    if name in ("charchat.cli", "charchat.cli_train", "charchat.__main__"):
         return "cli"
     return parts[1] if len(parts) > 2 else "core"
 

@@ -15,9 +15,10 @@ from charchat.modelfile import ModelConfig, load_model
 from charchat.settings import Settings
 from charchat.train.checkpoint import checkpoint_path
 from charchat.train.evaluate import evaluate_text, parallel_nats_per_char, sequential_nats
-from charchat.train.loop import Trainer, make_trainer
+from charchat.train.loop import Trainer
 from charchat.train.model import CharLSTM
 from charchat.train.recipe import TrainConfig, TrainingInterrupted
+from charchat.train.run import make_trainer
 
 TINY = ModelConfig(layers=2, hidden=16, embedding=8, dropout=0.1)
 FAST = TrainConfig(

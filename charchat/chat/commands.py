@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import difflib
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from charchat import settings as spec
-from charchat.chat.decoding import unescape
+from charchat.chat import arguments
 from charchat.errors import CharchatError, CommandError
 
 
@@ -20,103 +19,6 @@ class Command:
     summary: str
     parse: Callable[[str], Any]  # argument text -> value, or raises CharchatError
     aliases: tuple[str, ...] = ()
-
-
-def _none(arg: str) -> None:
-    if arg:
-        raise CommandError("this command takes no argument")
-
-
-def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    return lambda arg: parse(arg) if arg else None
-
-
-def _required_text(what: str):
-    def parse(arg: str) -> str:
-        if not arg:
-            raise CommandError(f"give {what}")
-        return arg
-
-    return parse
-
-
-def _optional_text(arg: str) -> str | None:
-    return arg or None
-
-
-def _on_off(arg: str) -> bool:
-    value = arg.strip().lower()
-    if value not in ("on", "off"):
-        raise CommandError("say on or off")
-    return value == "on"
-
-
-def _length(arg: str) -> float:
-    if arg.strip().lower() in ("inf", "endless", "∞"):
-        return math.inf
-    return spec.LENGTH.parse(arg)
-
-
-def _session(arg: str) -> tuple[str, str, bool]:
-    action, _, rest = arg.partition(" ")
-    rest = rest.strip()
-    reread = action == "load" and rest.endswith(" reread")
-    path = rest.removesuffix(" reread").strip() if reread else rest
-    if action not in ("save", "load") or not path:
-        raise CommandError("say /session save FILE or /session load FILE [reread]")
-    return action, path, reread
-
-
-def _stop(arg: str) -> str | None:
-    if not arg:
-        return None
-    if arg.lower() == "off":
-        return "off"
-    stop = unescape(arg)
-    if len(stop) > spec.STOP_CHARS:
-        raise CommandError(f"/stop: a stop string has at most {spec.STOP_CHARS:,} characters")
-    return stop
-
-
-def _novelty(arg: str) -> tuple[str, Any]:
-    action, _, rest = arg.strip().partition(" ")
-    if action == "on":
-        return "on", rest.strip() or None
-    if action == "off" and not rest:
-        return "off", None
-    low, high = spec.NOVELTY_MIN.low, spec.NOVELTY_MIN.high
-    try:
-        n = int(action)
-    except ValueError:
-        n = None
-    if n is None or rest or not low <= n <= high:
-        raise CommandError(
-            f"say /novelty on [CORPUS], /novelty off, or /novelty N (N from {low} to {high})"
-        )
-    return "min", n
-
-
-def _cells(arg: str) -> tuple[str, Any]:
-    words = arg.split()
-    if words == ["off"]:
-        return "off", None
-    if len(words) >= 2 and words[0] == "find":
-        return "find", arg.split(None, 1)[1].strip()
-    if len(words) == 2 and all(w.isdigit() for w in words):
-        return "show", (int(words[0]), int(words[1]))
-    raise CommandError(
-        "say /cells LAYER CELL, /cells find FEATURE (quote, line, paren, word or a regular "
-        "expression) or /cells off"
-    )
-
-
-def _temperatures(arg: str) -> list[float] | None:
-    if not arg:
-        return None
-    values = [spec.TEMPERATURE.parse(part) for part in arg.replace(",", " ").split()]
-    if len(values) > spec.SWEEP_MOST:
-        raise CommandError(f"give at most {spec.SWEEP_MOST} temperatures")
-    return values
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -153,7 +55,7 @@ COMMANDS: tuple[Command, ...] = (
         "[TEXT|off]",
         r"end each turn right after the model writes TEXT (\n newline, \t tab, \s space); "
         "no argument lists them, off clears them",
-        _stop,
+        arguments.stop,
     ),
     Command(
         "norepeat",
@@ -166,7 +68,7 @@ COMMANDS: tuple[Command, ...] = (
         "len",
         "N|inf",
         f"characters generated per turn, {spec.LENGTH.describe()}; inf: until Ctrl+C or Esc",
-        _length,
+        arguments.length,
     ),
     Command(
         "speed",
@@ -174,7 +76,7 @@ COMMANDS: tuple[Command, ...] = (
         f"characters shown a second, {spec.SPEED.describe()}; ←/→ while it writes",
         spec.SPEED.parse,
     ),
-    Command("regen", "", "write the last turn again, from the state before it", _none),
+    Command("regen", "", "write the last turn again, from the state before it", arguments.none),
     Command(
         "seed",
         "N",
@@ -186,26 +88,26 @@ COMMANDS: tuple[Command, ...] = (
         "[N]",
         f"the N most likely next characters ({spec.PROBS_SHOWN.describe()}, default "
         f"{spec.PROBS_SHOWN.default}) as bars, at T and at T=1, with the entropy",
-        _optional(spec.PROBS_SHOWN.parse),
+        arguments.optional(spec.PROBS_SHOWN.parse),
     ),
     Command(
         "sweep",
         "[T …]",
         f"the same state and random stream continued at up to {spec.SWEEP_MOST} temperatures "
         f"(default {' '.join(f'{t:g}' for t in spec.SWEEP_TEMPERATURES)})",
-        _temperatures,
+        arguments.temperatures,
     ),
     Command(
         "score",
         "TEXT",
         "bits per character of TEXT from here, most surprising characters marked (nothing changes)",
-        _required_text("the text to score"),
+        arguments.required_text("the text to score"),
     ),
     Command(
         "color",
         "on|off",
         "colour every character by how surprising it was to the model",
-        _on_off,
+        arguments.on_off,
         aliases=("colour",),
     ),
     Command(
@@ -213,7 +115,7 @@ COMMANDS: tuple[Command, ...] = (
         "L C|find FEATURE|off",
         "colour the text by one LSTM cell's activation (layer L, cell C, from 1); find ranks "
         "the cells that best track quote, line, paren, word or a regular expression",
-        _cells,
+        arguments.cells,
     ),
     Command(
         "novelty",
@@ -221,33 +123,33 @@ COMMANDS: tuple[Command, ...] = (
         "underline what the model writes that occurs verbatim in its training text (stretches "
         "of N or more characters, default 20; the text is found from the model card, or give "
         "its path); the status bar shows the longest copy of the last turn",
-        _novelty,
+        arguments.novelty,
     ),
-    Command("reset", "", "empty transcript, back to the model's starting state", _none),
-    Command("undo", "", "back to the state before the last turn", _none),
+    Command("reset", "", "empty transcript, back to the model's starting state", arguments.none),
+    Command("undo", "", "back to the state before the last turn", arguments.none),
     Command(
         "model",
         "NAME|PATH",
         "switch model (the transcript restarts)",
-        _required_text("a model name or path"),
+        arguments.required_text("a model name or path"),
     ),
-    Command("info", "", "the model card: architecture, vocabulary, training", _none),
+    Command("info", "", "the model card: architecture, vocabulary, training", arguments.none),
     Command(
         "save",
         "FILE",
         "save the transcript as text; FILE.html or FILE.svg: as shown, in colour (the HTML "
         "shows each character's five likeliest alternatives on hover)",
-        _required_text("a file name"),
+        arguments.required_text("a file name"),
     ),
     Command(
         "session",
         "save|load FILE [reread]",
         "save the whole session (text, settings, random state, model state) to continue "
         "exactly later, or load one; reread reads its text into the model in use",
-        _session,
+        arguments.session,
     ),
-    Command("help", "[COMMAND]", "list commands, or explain one", _optional_text),
-    Command("quit", "", "leave charchat", _none, aliases=("exit",)),
+    Command("help", "[COMMAND]", "list commands, or explain one", arguments.optional_text),
+    Command("quit", "", "leave charchat", arguments.none, aliases=("exit",)),
 )
 
 BY_NAME = {name: c for c in COMMANDS for name in (c.name, *c.aliases)}

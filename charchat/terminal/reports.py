@@ -1,7 +1,9 @@
-"""What `charchat novelty` prints: samples at each temperature and how much of each is copied."""
+"""What `eval`, `calibrate`, `models` and `novelty` print on stdout."""
 
 from __future__ import annotations
 
+import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +12,12 @@ from charchat.chat.novelty import MAX_INDEX_CHARS, TextIndex, novelty_of
 from charchat.chat.session import Session
 from charchat.errors import CharchatError
 from charchat.events import Generated
-from charchat.modelfile import load_model, resolve_model
-from charchat.paths import novelty_cache
+from charchat.modelfile import available_models, load_model, resolve_model
+from charchat.paths import novelty_cache, user_models_dir
 from charchat.reading import read_text
 from charchat.settings import LENGTH, NOVELTY_MIN, TEMPERATURE, Settings
 from charchat.style import safe_text
+from charchat.terminal.render import stdout_console
 
 
 def report(model_name, corpus: Path, temps, length, min_chars, prompt="", seed=1) -> list[str]:
@@ -46,3 +49,66 @@ def report(model_name, corpus: Path, temps, length, min_chars, prompt="", seed=1
     for t, text in longest_texts:
         lines.append(f"longest copy at T={t:g}: {safe_text(text, keep_newlines=False)!r}")
     return lines
+
+
+def score_report(result) -> str:
+    """`charchat eval`: how well the model predicts the text."""
+    return (
+        f"bits/char   {result.bits_per_char:.4f}\n"
+        f"nats/char   {result.nats_per_char:.4f}\n"
+        f"scored      {result.scored:,} characters of {result.characters:,}\n"
+        f"skipped     {result.skipped:,} outside the vocabulary\n"
+    )
+
+
+def calibration_report(calibrated, fit) -> str:
+    """`charchat calibrate`: the temperature applied and, when fitted, what it gained."""
+    total = calibrated.card["calibration"]["temperature"]
+    if fit is None:
+        applied = calibrated.card["calibration"]["given"]
+        return f"temperature {applied:g} (in all: {total:g})\n"
+    return (
+        f"temperature {fit.temperature:g} (in all: {total:g})\n"
+        f"bits/char   {fit.bits_before:.4f} -> {fit.bits_after:.4f}\n"
+        f"nats/char   {fit.nats_before:.4f} -> {fit.nats_after:.4f}\n"
+        f"scored      {fit.scored:,} characters\n"
+    )
+
+
+def models_table() -> None:
+    """`charchat models`: every model found by name, bundled first, as a table on stdout."""
+    rows = []
+    for name, where, path in available_models():
+        try:
+            m = load_model(path)
+        except CharchatError as e:
+            rows.append((name, where, "-", "-", f"unreadable: {e}", "-", path.stat().st_size))
+            continue
+        card = m.card
+        bpc = card.get("best_val_bits_per_char")
+        if bpc is None:  # learnt all its text: its recipe's tuning run was scored instead
+            bpc = card.get("tuning_run", {}).get("held_out_bits_per_char")
+        rows.append(
+            (
+                name,
+                where,
+                f"{m.parameters / 1e6:.2f}M ({m.config.layers}x{m.config.hidden})",
+                str(len(m.vocab)),
+                str(card.get("corpus", "?")),
+                f"{bpc:.3f}" if isinstance(bpc, (int, float)) and math.isfinite(bpc) else "-",
+                path.stat().st_size,
+            )
+        )
+    if not rows:
+        sys.stderr.write(f"charchat: no models found (user models go in {user_models_dir()})\n")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("name", "where", "parameters", "vocab", "trained on", "val bits/char", "size"):
+        table.add_column(
+            column, justify="right" if column in ("vocab", "val bits/char", "size") else "left"
+        )
+    for row in rows:
+        table.add_row(*(safe_text(str(v), False) for v in row[:-1]), f"{row[-1] / 1e6:.1f} MB")
+    stdout_console().print(table)

@@ -1,15 +1,15 @@
 """The training loop: stateful truncated BPTT, AdamW with warm-up and cosine decay.
 
-The loop reports through a callback (events are plain dicts) and never prints; the front-end
-(trainui.py) shows them and turns Ctrl+C into `request_stop()`. Checkpoints (checkpoint.py)
-make a resumed run continue exactly as if it had never stopped.
+The loop reports through a callback (typed events, events.py) and never prints; the front-end
+(run.py, with terminal/trainview.py) shows them and turns Ctrl+C into `request_stop()`.
+Checkpoints (resume.py, checkpoint.py) make a resumed run continue exactly as if it had
+never stopped.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -18,7 +18,6 @@ from torch.optim.swa_utils import AveragedModel
 from charchat.chat.samples import sample_prompt, temperature_samples
 from charchat.errors import CharchatError
 from charchat.events import (
-    Resumed,
     RolledBack,
     Samples,
     ScheduleFitted,
@@ -28,28 +27,20 @@ from charchat.events import (
     TrainingStarted,
     Validated,
 )
-from charchat.modelfile import Model, ModelConfig, load_model, save_model
+from charchat.modelfile import Model, load_model, save_model
 from charchat.train.checkpoint import (
-    check_identity,
-    checkpoint_path,
-    load_checkpoint,
     numpy_state,
-    read_checkpoint_array,
-    read_checkpoint_meta,
-    save_checkpoint,
 )
 from charchat.train.corpus import Batches, Corpus
-from charchat.train.distributed import ALONE, World
+from charchat.train.distributed import ALONE
 from charchat.train.evaluate import held_out_nats_per_char
 from charchat.train.model import CharLSTM
 from charchat.train.recipe import (
-    PRESETS,
-    TrainConfig,
     TrainingInterrupted,
     check_precision,
     pick_device,
-    training_card,
 )
+from charchat.train.resume import Progress, Resumable
 from charchat.train.starting import (
     FIT_LENGTH,
     FIT_STEPS,
@@ -58,7 +49,7 @@ from charchat.train.starting import (
     fit_starting_state,
 )
 from charchat.train.stepping import Stepper
-from charchat.train.textfiles import EncodedText, read_corpus
+from charchat.train.textfiles import EncodedText
 
 NONFINITE_ROLLBACK_AFTER = 3
 STARTS_SCANNED = 16_000_000  # characters searched for where texts start
@@ -66,26 +57,7 @@ STARTS_SCANNED = 16_000_000  # characters searched for where texts start
 STOP_BUDGET_SPENT, STOP_ASKED = 1, 2
 
 
-@dataclass
-class Progress:
-    step: int = 0
-    epoch: int = 0
-    batch: int = 0  # next batch within the epoch
-    schedule_steps: int = 0  # the cosine's length; fitted to a time budget early, then fixed
-    best_val: float = math.inf  # nats/char
-    elapsed: float = 0.0  # training seconds over all runs
-    chars_seen: int = 0
-    skipped_steps: int = 0
-    lr_scale: float = 1.0  # halved on each roll-back after non-finite steps
-    # [step, elapsed s, val bits/char, val bits/char of the averaged weights or None]
-    history: list = field(default_factory=list)
-    # [step, elapsed s, mean training loss in bits/char since the row before] (this process's)
-    train_curve: list = field(default_factory=list)
-    loss_sum: float = 0.0  # nats, over the steps since the last row of train_curve
-    loss_steps: int = 0
-
-
-class Trainer:
+class Trainer(Resumable):
     def __init__(
         self, text, corpus_name, out, model_config, cfg, on_event=lambda e: None, world=ALONE
     ):
@@ -152,90 +124,6 @@ class Trainer:
         affordable = int(0.95 * (remaining - self._round_seconds - fitting) / per_step) + p.step
         p.schedule_steps = self.world.from_main(max(p.step + 1, min(self.total_steps, affordable)))
         self.on_event(ScheduleFitted(p.schedule_steps))
-
-    # -------------------------------------------------------- files
-
-    def model_file(self, module: torch.nn.Module | None = None) -> Model:
-        """The weights of module (default: the one trained) as a model with its card."""
-        averaged = module is not None and module is not self.module
-        card = training_card(
-            self.cfg,
-            self.corpus,
-            asdict(self.progress),
-            str(self.device),
-            int(self.average.n_averaged) if averaged else 0,
-            self.plan,
-        ) | {"world_size": self.world.size}
-        if self.starting_state_steps:
-            card["initial_state"] = (
-                f"fitted to where texts start ({self.starting_state_steps} steps, "
-                "other weights frozen)"
-            )
-        if self.replica_digest:
-            card["weights_sha256_on_every_process"] = self.replica_digest
-        tensors = numpy_state(module or self.module)
-        return Model(self.corpus.vocab, self.model_config, tensors, card)
-
-    def identity(self) -> dict:
-        return {
-            "corpus_sha256": self.corpus.sha256,
-            "model_config": asdict(self.model_config),
-            "seq_len": self.cfg.seq_len,
-            "batch_size": self.cfg.batch_size,
-            "val_fraction": self.cfg.val_fraction,
-            "val_pieces": self.cfg.val_pieces,
-            "seed": self.cfg.seed,
-        }
-
-    def save_checkpoint(self) -> None:
-        """Written by the main process, with every process's random generator and state."""
-        rngs_and_states = self.world.gather((torch.get_rng_state().numpy(), self.hidden))
-        if not self.world.main:
-            return
-        meta = {
-            "identity": self.identity(),
-            "train_config": asdict(self.cfg),
-            "progress": asdict(self.progress),
-            "world_size": self.world.size,
-            "grad_scaler": self.scaler.state_dict(),
-        }
-        hidden = self.hidden
-        if self.world.size > 1 and all(h is not None for _, h in rngs_and_states):
-            hidden = tuple(torch.cat([h[k] for _, h in rngs_and_states], dim=1) for k in (0, 1))
-        extra = {f"rng.torch.rank{r}": rng for r, (rng, _) in enumerate(rngs_and_states) if r}
-        save_checkpoint(
-            checkpoint_path(self.out),
-            self.module,
-            self.optimizer,
-            self.average,
-            hidden,
-            meta,
-            extra,
-        )
-
-    def load_checkpoint(self) -> None:
-        """With as many processes as the checkpoint's run: exactly where it stopped. With
-        another number, the streams are cut anew and start from the learned initial state."""
-        path = checkpoint_path(self.out)
-        check_identity(read_checkpoint_meta(path), self.identity())
-        meta, self.average, self.hidden = load_checkpoint(
-            path, self.module, self.optimizer, self.device
-        )
-        self.progress = Progress(**meta["progress"])
-        if meta.get("grad_scaler"):
-            self.scaler.load_state_dict(meta["grad_scaler"])
-        rank, size = self.world.rank, self.world.size
-        if meta.get("world_size", 1) != size:
-            self.hidden = None
-            torch.manual_seed(self.cfg.seed + 7919 * self.progress.step + rank)
-        elif size > 1:
-            if rank:
-                rng = read_checkpoint_array(path, f"rng.torch.rank{rank}")
-                torch.set_rng_state(torch.from_numpy(rng))
-            if self.hidden is not None:
-                rows = self.batches.rows
-                self.hidden = tuple(h[:, rows].contiguous() for h in self.hidden)
-        self.on_event(Resumed(self.progress.step))
 
     # -------------------------------------------------------- one step
 
@@ -404,40 +292,3 @@ class Trainer:
                 self.model_file(), self.prompt, self.cfg.sample_length, self.cfg.seed
             )
             self.on_event(Samples(self.prompt, samples, final))
-
-
-def make_trainer(
-    corpus_paths: Path | list[Path],
-    out: Path,
-    model_config: ModelConfig | None,
-    cfg: TrainConfig,
-    resume: bool = False,
-    on_event=lambda event: None,
-    text: EncodedText | None = None,
-    world: World = ALONE,
-) -> Trainer:
-    """A trainer for a text file; with resume, set up to continue the run checkpointed for out.
-
-    On resume the run's own settings come from the checkpoint (only the time budget, device
-    and threads may change); a different architecture or corpus is refused.
-    """
-    paths = [corpus_paths] if isinstance(corpus_paths, (str, Path)) else corpus_paths
-    text = read_corpus(paths) if text is None else text
-    if resume:
-        meta = read_checkpoint_meta(checkpoint_path(Path(out)))
-        saved_arch = ModelConfig(**meta["identity"]["model_config"])
-        if model_config is not None and model_config != saved_arch:
-            raise CharchatError(
-                "cannot resume: the checkpoint was made with a different architecture "
-                f"({saved_arch.layers}x{saved_arch.hidden}, embedding {saved_arch.embedding})"
-            )
-        model_config = saved_arch
-        cfg = replace(
-            TrainConfig(**meta["train_config"]),
-            minutes=cfg.minutes,
-            device=cfg.device,
-            threads=cfg.threads,
-            precision=cfg.precision,
-        )
-    config = model_config or PRESETS["medium"]
-    return Trainer(text, text.name, out, config, cfg, on_event, world)

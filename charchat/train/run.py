@@ -9,13 +9,18 @@ import signal
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from charchat.errors import CharchatError
 from charchat.events import PlanChosen, TrainingFinished, TrainingStopped
-from charchat.modelfile import SUFFIX
+from charchat.modelfile import SUFFIX, ModelConfig
 from charchat.paths import user_models_dir
-from charchat.train.checkpoint import OutputLock
+from charchat.train.checkpoint import OutputLock, checkpoint_path, read_checkpoint_meta
+from charchat.train.distributed import ALONE, World
+from charchat.train.loop import Trainer
+from charchat.train.recipe import PRESETS, TrainConfig
+from charchat.train.textfiles import EncodedText, read_corpus
 
 
 def output_path(corpus: Path, name: str | None, out: Path | None) -> Path:
@@ -110,9 +115,7 @@ def _run_locked(
     corpus, path, preset, arch_overrides, train_options, resume, argv, launched, world, view_for
 ):
     from charchat.train.choosing import choose_recipe
-    from charchat.train.loop import make_trainer
     from charchat.train.recipe import TrainingInterrupted
-    from charchat.train.textfiles import read_corpus
 
     text = read_corpus(corpus) if world.main else None
     world.from_main(None)  # the others read after the main, from the ids it cached
@@ -156,3 +159,40 @@ def _run_locked(
         )
     )
     return 0
+
+
+def make_trainer(
+    corpus_paths: Path | list[Path],
+    out: Path,
+    model_config: ModelConfig | None,
+    cfg: TrainConfig,
+    resume: bool = False,
+    on_event=lambda event: None,
+    text: EncodedText | None = None,
+    world: World = ALONE,
+) -> Trainer:
+    """A trainer for a text file; with resume, set up to continue the run checkpointed for out.
+
+    On resume the run's own settings come from the checkpoint (only the time budget, device
+    and threads may change); a different architecture or corpus is refused.
+    """
+    paths = [corpus_paths] if isinstance(corpus_paths, (str, Path)) else corpus_paths
+    text = read_corpus(paths) if text is None else text
+    if resume:
+        meta = read_checkpoint_meta(checkpoint_path(Path(out)))
+        saved_arch = ModelConfig(**meta["identity"]["model_config"])
+        if model_config is not None and model_config != saved_arch:
+            raise CharchatError(
+                "cannot resume: the checkpoint was made with a different architecture "
+                f"({saved_arch.layers}x{saved_arch.hidden}, embedding {saved_arch.embedding})"
+            )
+        model_config = saved_arch
+        cfg = replace(
+            TrainConfig(**meta["train_config"]),
+            minutes=cfg.minutes,
+            device=cfg.device,
+            threads=cfg.threads,
+            precision=cfg.precision,
+        )
+    config = model_config or PRESETS["medium"]
+    return Trainer(text, text.name, out, config, cfg, on_event, world)
