@@ -23,7 +23,7 @@ def session():
     return Session(random_model(), Settings(temperature=1.0), length=25, seed=3)
 
 
-def run_repl(session, typed: str, history=None, keys=None, later: str = ""):
+def run_repl(session, typed: str, history=None, keys=None, later: str = "", colour=False):
     """Type `typed`; `later` is typed half a second on, after async work such as completion."""
     out = io.StringIO()
     with create_pipe_input() as inp, create_app_session(input=inp, output=DummyOutput()):
@@ -40,7 +40,7 @@ def run_repl(session, typed: str, history=None, keys=None, later: str = ""):
             input=inp,
             output=DummyOutput(),
             out=out,
-            colour=False,
+            colour=colour,
             history=history or InMemoryHistory(),
             keys=keys,
         )
@@ -140,3 +140,22 @@ def test_control_characters_are_shown_as_symbols(tmp_path):
 def test_color_on_explains_itself(session):
     code, shown = run_repl(session, "/color on\rthe\r")
     assert session.surprise_colours and "colour by surprise on" in shown
+
+
+def test_a_loaded_session_colours_by_surprise_as_it_was_saved(tmp_path):
+    """The renderer follows the session's flag: /session load turns the colours on."""
+    from charchat.style import MODEL, SURPRISE_SCALE
+
+    from charchat.modelfile import load_model, save_model
+
+    model = load_model(save_model(random_model(), tmp_path / "m.safetensors"))
+    saved = Session(model, Settings(temperature=1.0), length=30, seed=3)
+    list(saved.handle("/color on"))
+    path = tmp_path / "s.json"
+    list(saved.handle(f"/session save {path}"))
+    session = Session(saved.model, Settings(temperature=1.0), length=30, seed=3)
+    code, shown = run_repl(session, f"/session load {path}\rthe\r", colour=True)
+    assert code == 0 and session.surprise_colours
+    written = shown[shown.index("session loaded") :]
+    assert any(colour in written for _, colour, _ in SURPRISE_SCALE)
+    assert MODEL not in written

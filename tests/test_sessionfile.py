@@ -199,3 +199,19 @@ def test_saving_onto_a_fifo_is_refused_and_loading_one_does_not_wait(tiny_model_
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
     with pytest.raises(CommandError, match="is a pipe, not a file"):
         list(s.handle(f"/session load {fifo}"))
+
+
+def test_regen_after_loading_writes_the_last_turn_again_from_its_prompt(tiny_model_path, tmp_path):
+    """Undo points are saved with their prompts: /regen after a load reads the prompt again."""
+    from charchat.modelfile import load_model
+
+    s = Session(load_model(tiny_model_path), length=10, seed=1)
+    list(s.handle("ab"))
+    list(s.handle("cd"))
+    path = tmp_path / "s.json"
+    list(s.handle(f"/session save {path}"))
+    t = Session(load_model(tiny_model_path), length=10, seed=5)
+    list(t.handle(f"/session load {path}"))
+    before = t.transcript[: len(t.transcript) - 12]
+    list(t.handle("/regen"))
+    assert t.transcript.startswith(before + "cd") and len(t.transcript) == len(s.transcript)

@@ -70,7 +70,10 @@ class Renderer:
         self.terminal = terminal
         self.colour = colour and terminal
         self.echo = echo  # plain mode: write each prompt before its continuation
-        self.surprise_colours = surprise_colours
+        # Whether written characters are coloured by surprise: the session's own flag when
+        # given as a function of it (so /session load is followed), else a flag of our own.
+        self._surprise = surprise_colours if callable(surprise_colours) else None
+        self._surprise_flag = bool(surprise_colours) if self._surprise is None else False
         self.wrote_text = False  # in the current turn
         self.status_rows = 0  # the terminal's height while the status bar is pinned
         self.open_code = ""  # the colour streamed characters are being written in
@@ -237,8 +240,12 @@ class Renderer:
             )
         self._answer(score_lines(event), DIM)
 
+    @property
+    def surprise_colours(self) -> bool:
+        return self._surprise() if self._surprise is not None else self._surprise_flag
+
     def _surprise_colours(self, event) -> None:
-        self.surprise_colours = event.on
+        self._surprise_flag = event.on
         if not event.on:
             self.note("colour by surprise off")
         elif self.colour:

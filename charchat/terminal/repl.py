@@ -59,7 +59,7 @@ class Repl:
             out,
             terminal=True,
             colour=wants_colour(out) if colour is None else colour,
-            surprise_colours=session.surprise_colours,
+            surprise_colours=lambda: self.session.surprise_colours,
         )
         self.keys = keys  # read while an action runs; None: no keys then
         self.pacer = pacer or Pacer(session.speed)
