@@ -66,13 +66,6 @@ def test_bad_script_line_names_the_line_and_exits_2(tiny_model_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_non_utf8_input_is_a_clear_error(tiny_model_path):
-    result = charchat("-m", str(tiny_model_path), input=b"abc\n\xff\xfe\n")
-    assert (
-        result.returncode != 0 and b"UTF-8" in result.stderr and b"Traceback" not in result.stderr
-    )
-
-
 def test_head_closes_the_pipe_quietly(tiny_model_path):
     cmd = f"{sys.executable} -m charchat -m {tiny_model_path} -n 100000 | head -c 10"
     result = subprocess.run(

@@ -117,8 +117,24 @@ def test_a_stopped_turn_ends_its_line_and_says_so(terminal):
     assert "(stopped)" in (out.getvalue() if terminal else err.getvalue())
 
 
-def test_every_event_has_exactly_one_rendering():
-    assert set(Renderer(io.StringIO())._show) == {type(e) for e in ALL_EVENTS}
+SILENT = {
+    (events.TurnDone, True),  # ends the line, which nothing opened here
+    (events.TurnDone, False),
+    (events.Reading, False),  # progress is for terminals
+    (events.Searching, True),  # shown in the status bar, which only a stream opens
+    (events.Searching, False),
+    (events.Quit, True),
+    (events.Quit, False),
+}
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_every_event_shows_something_unless_it_is_meant_to_be_silent(terminal):
+    for event in ALL_EVENTS:
+        out, err = io.StringIO(), io.StringIO()
+        Renderer(out, err, terminal=terminal).show(event)
+        said = bool(out.getvalue() or err.getvalue())
+        assert said != ((type(event), terminal) in SILENT), type(event).__name__
 
 
 def test_every_training_event_is_drawn_by_the_training_view(capsys):

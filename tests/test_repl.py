@@ -144,9 +144,8 @@ def test_color_on_explains_itself(session):
 
 def test_a_loaded_session_colours_by_surprise_as_it_was_saved(tmp_path):
     """The renderer follows the session's flag: /session load turns the colours on."""
-    from charchat.style import MODEL, SURPRISE_SCALE
-
     from charchat.modelfile import load_model, save_model
+    from charchat.style import MODEL, SURPRISE_SCALE
 
     model = load_model(save_model(random_model(), tmp_path / "m.safetensors"))
     saved = Session(model, Settings(temperature=1.0), length=30, seed=3)

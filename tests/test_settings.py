@@ -93,6 +93,15 @@ def test_help_and_cli_help_state_the_same_bounds(field):
         assert setting.describe() in cli_option(flag).help
 
 
+def test_the_bounds_read_as_written():
+    """describe() itself, pinned: the two helps above agree because they share it."""
+    assert spec.TEMPERATURE.describe() == "from 0 to 100 (0 = greedy)"
+    assert spec.TOP_P.describe() == "above 0, up to 1"
+    assert spec.SEED.describe() == "from 0 to 2^63-1"
+    assert "from 0 to 100 (0 = greedy)" in cli_option("--temp").help
+    assert "from 1 to 100000" in commands.help_text("len")
+
+
 def test_readme_command_table_is_the_command_table():
     text = README.read_text(encoding="utf-8")
     assert commands.markdown_table() in text

@@ -88,8 +88,10 @@ def test_ctrl_c_at_the_prompt_clears_then_hints(tiny_model_path):
 def test_sweep_in_a_terminal(tiny_model_path):
     child = spawn(tiny_model_path, "-n", "30", "--seed", "4")
     child.send("/sweep 0.2 1.2\r")
-    child.expect("T=0.2")
-    child.expect("T=1.2")
+    child.expect(r"T=0\.2\s+(\S[^\r\n]*)")  # each temperature with its own text
+    cold = child.match.group(1)
+    child.expect(r"T=1\.2\s+(\S[^\r\n]*)")
+    assert cold != child.match.group(1)
     child.expect("›")
     child.send("\x04")
     child.expect(pexpect.EOF)
@@ -135,7 +137,7 @@ def test_color_and_score_in_a_narrow_terminal(tiny_model_path):
     child.expect(pexpect.EOF)
 
 
-def test_pace_endless_writing_and_keys_in_a_terminal(tiny_model_path):
+def test_pace_endless_writing_and_keys_in_a_terminal(tiny_model_path, tmp_path):
     child = spawn(tiny_model_path, "--seed", "3")
     child.send("/len inf\r")
     child.expect("until Ctrl\\+C or Esc")
@@ -152,8 +154,11 @@ def test_pace_endless_writing_and_keys_in_a_terminal(tiny_model_path):
     child.send("/len 5\r")
     child.expect("length 5")
     child.expect("›")
-    child.send("/regen\r")  # the last turn again, from the state before it
+    child.send("/regen\r")  # the last turn again, from the state before it: 5 characters now
     child.expect("›")
+    child.send(f"/save {tmp_path / 't.txt'}\r")
+    child.expect(r"saved 13 characters")
+    assert (tmp_path / "t.txt").read_text(encoding="utf-8").startswith("the will")
     child.send("\x04")
     child.expect(pexpect.EOF)
     child.close()
