@@ -18,7 +18,8 @@ import time
 import charchat  # noqa: F401  (first: it pins numpy's BLAS threads before numpy loads)
 from charchat.chat.decoding import beam_search
 from charchat.chat.session import Session
-from charchat.modelfile import load_model, resolve_model
+from charchat.finding import resolve_model
+from charchat.modelfile import load_model
 from charchat.settings import Settings
 
 

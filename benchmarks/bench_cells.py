@@ -21,7 +21,8 @@ from machine import cpu_name
 
 from charchat.chat.session import Session
 from charchat.events import Generated
-from charchat.modelfile import load_model, resolve_model
+from charchat.finding import resolve_model
+from charchat.modelfile import load_model
 from charchat.settings import Settings
 
 

@@ -21,7 +21,8 @@ import numpy as np  # noqa: I001
 import charchat  # noqa: F401  (first: it pins numpy's BLAS threads before numpy loads)
 from charchat.chat.engine import Engine
 from charchat.chat.sampling import sample
-from charchat.modelfile import load_model, resolve_model
+from charchat.finding import resolve_model
+from charchat.modelfile import load_model
 from charchat.settings import Settings
 
 ENV = {**os.environ, "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"}

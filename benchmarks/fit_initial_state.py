@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from charchat.modelfile import Model, load_model, resolve_model, save_model
+from charchat.finding import resolve_model
+from charchat.modelfile import Model, load_model, save_model
 from charchat.reading import read_text
 from charchat.train.evaluate import evaluate_text
 from charchat.train.model import CharLSTM

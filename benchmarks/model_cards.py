@@ -21,7 +21,8 @@ import numpy as np
 
 from charchat.chat.engine import Engine
 from charchat.chat.samples import temperature_samples
-from charchat.modelfile import load_model, resolve_model
+from charchat.finding import resolve_model
+from charchat.modelfile import load_model
 from charchat.style import safe_text
 from charchat.train.calibrate import GRID, with_temperature
 from charchat.train.evaluate import evaluate_file

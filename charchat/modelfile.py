@@ -6,9 +6,7 @@ sizes bounded, before a single tensor byte is read; no pickle is ever involved.
 
 from __future__ import annotations
 
-import importlib.resources
 import json
-import os
 import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,7 +15,6 @@ import numpy as np
 
 from charchat.errors import CharchatError
 from charchat.files import write_file
-from charchat.paths import user_models_dir
 from charchat.vocab import Vocab
 
 FORMAT = "charchat"
@@ -253,46 +250,3 @@ def load_model(path: str | Path) -> Model:
 
 
 # ---------------------------------------------------------------- finding models by name
-
-
-def bundled_dir() -> Path:
-    """The models that ship inside the package (weights/ mapped to charchat.weights)."""
-    try:
-        return Path(str(importlib.resources.files("charchat.weights")))
-    except ModuleNotFoundError:  # run from a source checkout that was never installed
-        return Path(__file__).resolve().parent.parent / "weights"
-
-
-def model_dirs() -> list[tuple[str, Path]]:
-    return [("bundled", bundled_dir()), ("user", user_models_dir())]
-
-
-def available_models() -> list[tuple[str, str, Path]]:
-    """(name, where, path) of every model file found by name, bundled first."""
-    found: list[tuple[str, str, Path]] = []
-    seen: set[str] = set()
-    for where, folder in model_dirs():
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.glob(f"*{SUFFIX}")):
-            if path.name.endswith(".ckpt" + SUFFIX) or path.stem in seen:
-                continue
-            seen.add(path.stem)
-            found.append((path.stem, where, path))
-    return found
-
-
-def looks_like_path(spec: str) -> bool:
-    return os.sep in spec or "/" in spec or spec.endswith(SUFFIX) or spec.startswith(".")
-
-
-def resolve_model(spec: str | None = None) -> Path:
-    """A model's path from a name (bundled, then user dir) or a path."""
-    spec = spec or DEFAULT_MODEL
-    if looks_like_path(spec) or Path(spec).is_file():
-        return Path(spec)
-    for name, _, path in available_models():
-        if name == spec:
-            return path
-    names = ", ".join(name for name, _, _ in available_models()) or "none"
-    raise CharchatError(f"no model named {spec!r} (available: {names})")

@@ -110,7 +110,7 @@ def engine_text(session) -> str:
     """How hard the engine works. Paced, it waits for the reader most of the time: the share
     of the turn it spent idle says so (its speed in the short bursts between waits, with the
     weights gone cold, would read as a slow engine). Unpaced: characters a second."""
-    capacity = f"{session.last_speed:,.0f} chars/s" if session.last_speed else ""
+    capacity = f"{session.engine_speed:,.0f} chars/s" if session.engine_speed else ""
     if session.speed and session.busy_share is not None:
         idle = f"engine idle {1 - session.busy_share:.0%}"
         return f"{idle} (unpaced {capacity})" if capacity else idle

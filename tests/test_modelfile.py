@@ -7,15 +7,8 @@ import pytest
 from conftest import random_model
 
 from charchat.errors import CharchatError
-from charchat.modelfile import (
-    DEFAULT_MODEL,
-    available_models,
-    bundled_dir,
-    load_model,
-    resolve_model,
-    save_model,
-    to_safetensors_bytes,
-)
+from charchat.finding import available_models, bundled_dir, resolve_model
+from charchat.modelfile import DEFAULT_MODEL, load_model, save_model, to_safetensors_bytes
 
 
 def test_save_then_load_is_bit_identical(tmp_path):

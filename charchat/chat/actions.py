@@ -17,7 +17,8 @@ from charchat.chat.decoding import escape
 from charchat.errors import CharchatError, CommandError
 from charchat.events import Info, ModelCard, Quit, SurpriseColours
 from charchat.files import write_file
-from charchat.modelfile import load_model, resolve_model
+from charchat.finding import resolve_model
+from charchat.modelfile import load_model
 from charchat.paths import novelty_cache
 
 

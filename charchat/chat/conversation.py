@@ -18,7 +18,7 @@ import numpy as np
 from charchat import settings as spec
 from charchat.chat.decoding import NGramIndex, banned_ids, beam_search_steps, stop_hit
 from charchat.chat.engine import PRIME_CHUNK, Engine
-from charchat.chat.sampling import log_softmax, next_char
+from charchat.chat.sampling import LOG2E, log_softmax, next_char
 from charchat.chat.transcript import Transcript, Turn
 from charchat.errors import CharchatError, CommandError
 from charchat.events import (
@@ -32,7 +32,6 @@ from charchat.events import (
 from charchat.modelfile import Model
 from charchat.settings import Settings
 
-LOG2E = 1 / math.log(2)
 SEARCH_SHOWN_EVERY = 8  # beam-search steps between progress events (and chances to stop)
 
 
@@ -54,7 +53,7 @@ class Conversation:
         self._transcript = Transcript()
         self.turns: list[Turn] = []
         self.last_entropy: float | None = None
-        self.last_speed: float | None = None  # the engine's characters a second, unpaced
+        self.engine_speed: float | None = None  # the engine's characters a second, unpaced
         self.busy_share: float | None = None  # of the last paced turn's time, spent computing
         self.stop_requested = False
         self._ngrams: NGramIndex | None = None  # of the transcript, while norepeat is on
@@ -158,14 +157,14 @@ class Conversation:
                 unpaced[0] += 1
                 unpaced[1] += finished - started
                 if unpaced[0] % 16 == 0:
-                    self.last_speed = unpaced[0] / unpaced[1]
+                    self.engine_speed = unpaced[0] / unpaced[1]
             yield Generated(char, math.exp(logprob), self.last_entropy, copied, self._cell_value())
             if self.stops:
                 tail = (tail + char)[-max(map(len, self.stops)) :]
                 if stop_hit(tail, self.stops):
                     break
         if unpaced[0] and unpaced[1] > 0:
-            self.last_speed = unpaced[0] / unpaced[1]
+            self.engine_speed = unpaced[0] / unpaced[1]
         yield TurnDone(done, busy)
         yield from self._copy_note()
         if forced:

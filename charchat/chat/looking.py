@@ -11,11 +11,16 @@ import math
 import numpy as np
 
 from charchat import settings as spec
-from charchat.chat.sampling import entropy_bits, kept_mask, log_softmax, next_char, probabilities
+from charchat.chat.sampling import (
+    LOG2E,
+    entropy_bits,
+    kept_mask,
+    log_softmax,
+    next_char,
+    probabilities,
+)
 from charchat.errors import CharchatError, CommandError, Stopped
 from charchat.events import CellStrips, Info, ProbRow, Probs, Score, SweepLine
-
-LOG2E = 1 / math.log(2)
 
 
 def probs(session, n: int = spec.PROBS_SHOWN.default) -> Probs:
@@ -39,13 +44,14 @@ def probs(session, n: int = spec.PROBS_SHOWN.default) -> Probs:
     return Probs(rows, s.temperature, entropy_bits(p_temp), entropy_bits(p_one), note)
 
 
-def sweep(session, temperatures):
-    """The same state and random stream continued at each temperature, a row at a time."""
+def sweep(session, temperatures, most: int | None = None):
+    """The same state and random stream continued at each temperature, a row at a time, each
+    at most `most` characters long (default: SWEEP_CHARS, read when called)."""
     engine = session.engine
     start = engine.snapshot()
     rng_state = session.rng.bit_generator.state
     chars = session.model.vocab.chars
-    length = int(min(session.length, spec.SWEEP_CHARS))
+    length = int(min(session.length, spec.SWEEP_CHARS if most is None else most))
     try:
         for t in temperatures:
             engine.restore(start)

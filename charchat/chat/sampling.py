@@ -6,9 +6,13 @@ space so that T -> 0 becomes greedy and a huge T becomes uniform without overflo
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from charchat.settings import CUTTING_MODES, GREEDY_BELOW, Settings
+
+LOG2E = 1 / math.log(2)  # bits per nat
 
 
 def _clean(logits: np.ndarray) -> np.ndarray:

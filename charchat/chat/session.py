@@ -35,10 +35,10 @@ class Session(Conversation):
         return looking.score(self, text)[0]
 
 
-def load_session(path: Path, model_spec: str | None = None) -> Session:
-    """A session from a file, on its own model (found by path, then name) or on model_spec."""
+def load_session(path: Path, model_name: str | None = None) -> Session:
+    """A session from a file, on its own model (found by path, then name) or on model_name."""
     data = sessionfile.read_session(path)
     saved = data.get("model") if isinstance(data.get("model"), dict) else {}
-    session = Session(sessionfile.find_model(saved, model_spec))
-    sessionfile.restore(session, data, path, reread=model_spec is not None)
+    session = Session(sessionfile.find_model(saved, model_name))
+    sessionfile.restore(session, data, path, reread=model_name is not None)
     return session

@@ -22,7 +22,8 @@ from charchat.chat.conversation import Conversation
 from charchat.chat.transcript import Transcript, Turn
 from charchat.errors import CharchatError, CommandError
 from charchat.files import write_file
-from charchat.modelfile import Model, load_model, resolve_model
+from charchat.finding import resolve_model
+from charchat.modelfile import Model, load_model
 from charchat.reading import check_regular
 from charchat.settings import Settings
 
@@ -270,13 +271,13 @@ def _turns(value, shape: tuple[int, ...]) -> list[Turn]:
     return turns
 
 
-def find_model(saved: dict, model_spec: str | None) -> Model:
-    if model_spec:
-        return load_model(resolve_model(model_spec))
-    for spec_ in (saved.get("path"), saved.get("name")):
-        if isinstance(spec_, str) and spec_:
+def find_model(saved: dict, model_name: str | None) -> Model:
+    if model_name:
+        return load_model(resolve_model(model_name))
+    for name_or_path in (saved.get("path"), saved.get("name")):
+        if isinstance(name_or_path, str) and name_or_path:
             try:
-                model = load_model(resolve_model(spec_))
+                model = load_model(resolve_model(name_or_path))
             except CharchatError:
                 continue
             if file_sha256(model.path) == saved.get("sha256"):

@@ -15,7 +15,7 @@ class CommandCompleter(Completer):
 
     def get_completions(self, document, complete_event):
         text = document.text_before_cursor
-        if not text.startswith("/") or "\n" in text:
+        if not commands.is_command(text) or "\n" in text:
             return
         if " " not in text:
             for word in commands.completion_words():
@@ -25,7 +25,7 @@ class CommandCompleter(Completer):
         name, _, arg = text.partition(" ")
         options: list[str] = []
         if name == "/model":
-            from charchat.modelfile import available_models
+            from charchat.finding import available_models
 
             options = [n for n, _, _ in available_models()]
         elif name == "/mode":

@@ -10,7 +10,8 @@ from charchat import settings as spec
 from charchat.chat.decoding import unescape
 from charchat.chat.session import Session
 from charchat.errors import BadInput, CharchatError
-from charchat.modelfile import load_model, resolve_model
+from charchat.finding import resolve_model
+from charchat.modelfile import load_model
 from charchat.settings import Settings
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from charchat.settings import SPEED
+
 POLL_SECONDS = 0.03  # keys are read at least this often while waiting
 STEP = 1.5  # ←/→ divide or multiply the pace by this
 MOST_BEHIND = 0.25  # after a pause or a slow step, catch up by at most this many seconds
@@ -46,7 +48,7 @@ class Pacer:
         return False
 
     def faster(self) -> None:
-        self.rate = min(100_000.0, round(self.rate * STEP, 1)) if self.rate else 0.0
+        self.rate = min(float(SPEED.high), round(self.rate * STEP, 1)) if self.rate else 0.0
 
     def slower(self) -> None:
-        self.rate = max(1.0, round(self.rate / STEP, 1)) if self.rate else 60.0
+        self.rate = max(1.0, round(self.rate / STEP, 1)) if self.rate else float(SPEED.default)

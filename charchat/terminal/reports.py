@@ -12,7 +12,8 @@ from charchat.chat.novelty import MAX_INDEX_CHARS, TextIndex, novelty_of
 from charchat.chat.session import Session
 from charchat.errors import CharchatError
 from charchat.events import Generated
-from charchat.modelfile import available_models, load_model, resolve_model
+from charchat.finding import available_models, resolve_model
+from charchat.modelfile import load_model
 from charchat.paths import novelty_cache, user_models_dir
 from charchat.reading import read_text
 from charchat.settings import LENGTH, NOVELTY_MIN, TEMPERATURE, Settings

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from charchat.errors import CharchatError
-from charchat.modelfile import Model, load_model, resolve_model, save_model
+from charchat.finding import resolve_model
+from charchat.modelfile import Model, load_model, save_model
 
 # Temperatures tried, all in one pass over the text; the loss is flat near its minimum, so
 # a step of 0.01 loses nothing that matters.

@@ -17,12 +17,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from charchat.errors import CharchatError
 from charchat.files import write_file
-from charchat.modelfile import (
-    SUFFIX,
-    ModelConfig,
-    read_safetensors_header,
-    to_safetensors_bytes,
-)
+from charchat.modelfile import SUFFIX, ModelConfig, read_safetensors_header, to_safetensors_bytes
 
 META_KEY = "charchat_checkpoint"
 

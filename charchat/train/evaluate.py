@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from charchat.errors import CharchatError
-from charchat.modelfile import Model, load_model, resolve_model
+from charchat.finding import resolve_model
+from charchat.modelfile import Model, load_model
 from charchat.reading import check_regular, text_chunks
 from charchat.train.model import CharLSTM
 from charchat.train.textfiles import code_points, id_table
