@@ -10,6 +10,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from charchat.errors import CharchatError
@@ -75,38 +76,29 @@ def run_training(
     corpus = [corpus] if isinstance(corpus, (str, Path)) else list(corpus)
     path = output_path(Path(corpus[0]).resolve(), name, out)
     world = world_from_environment(train_options.get("device") or "auto")
+    run = partial(
+        _run_locked,
+        corpus,
+        path,
+        preset,
+        arch_overrides,
+        train_options,
+        resume,
+        argv,
+        launched,
+        world,
+        view_for,
+    )
     try:
         if not world.main:
-            return _run_locked(
-                corpus,
-                path,
-                preset,
-                arch_overrides,
-                train_options,
-                resume,
-                argv,
-                launched,
-                world,
-                view_for,
-            )
+            return run()
         if path.is_dir():
             raise CharchatError(f"{path} is a directory; give a file path with --out")
         check_writable(path.parent)
         with OutputLock(path):
             if path.exists() and not (force or resume):
                 raise CharchatError(f"{path} already holds a model; use --force to overwrite it")
-            return _run_locked(
-                corpus,
-                path,
-                preset,
-                arch_overrides,
-                train_options,
-                resume,
-                argv,
-                launched,
-                world,
-                view_for,
-            )
+            return run()
     finally:
         leave(world)
 
