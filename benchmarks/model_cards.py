@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from charchat.chat.engine import Engine
-from charchat.chat.samples import temperature_samples
 from charchat.finding import resolve_model
 from charchat.modelfile import load_model
 from charchat.style import safe_text
 from charchat.train.calibrate import GRID, with_temperature
 from charchat.train.evaluate import evaluate_file
+from charchat.train.progress_samples import temperature_samples
 
 HELD_OUT = 0.1
 

@@ -7,7 +7,6 @@ import torch
 from conftest import TEXT, random_model
 
 from charchat.chat.engine import Engine
-from charchat.chat.samples import temperature_samples
 from charchat.chat.sampling import log_softmax, sample
 from charchat.errors import CharchatError
 from charchat.events import RolledBack, Samples, StepDone, StepSkipped
@@ -17,6 +16,7 @@ from charchat.train.checkpoint import checkpoint_path
 from charchat.train.evaluate import evaluate_text, parallel_nats_per_char, sequential_nats
 from charchat.train.loop import Trainer
 from charchat.train.model import CharLSTM
+from charchat.train.progress_samples import temperature_samples
 from charchat.train.recipe import TrainConfig, TrainingInterrupted
 from charchat.train.run import make_trainer
 

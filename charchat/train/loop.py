@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 from torch.optim.swa_utils import AveragedModel
 
-from charchat.chat.samples import sample_prompt, temperature_samples
 from charchat.errors import CharchatError
 from charchat.events import (
     RolledBack,
@@ -35,6 +34,7 @@ from charchat.train.corpus import Batches, Corpus
 from charchat.train.distributed import ALONE
 from charchat.train.evaluate import held_out_nats_per_char
 from charchat.train.model import CharLSTM
+from charchat.train.progress_samples import sample_prompt, temperature_samples
 from charchat.train.recipe import (
     TrainingInterrupted,
     check_precision,
