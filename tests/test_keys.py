@@ -130,3 +130,16 @@ def test_a_beam_search_shows_progress_and_ctrl_c_stops_it(wide_model_path, tmp_p
     child.expect("›")
     assert saved_transcript(child, tmp_path / "t.txt") == "the will"
     finish(child)
+
+
+def test_esc_stops_a_long_score_too(wide_model_path):
+    """A lone Esc is held by the terminal parser (it may begin a sequence) until it is alone."""
+    child = spawn(wide_model_path, "-n", "20", "--speed", "0")
+    child.send("/score ")
+    paste(child, LONG)
+    child.send("\r")
+    child.expect(WORKING)
+    child.send("\x1b")
+    child.expect(r"/score stopped after ([\d,]+) of 60,000 characters")
+    child.expect("›")
+    finish(child)

@@ -114,7 +114,10 @@ class Repl:
         # Keys pressed after Enter while prompt_toolkit was still finishing (it waits up to a
         # second for a terminal's answer to its cursor-position request) were kept as its
         # typeahead: they belong to this action, so they come first.
-        presses = get_typeahead(self.keys) + self.keys.read_keys()
+        read = self.keys.read_keys()
+        if not read:  # nothing new: a lone Esc held back by the parser (it may begin a
+            read = self.keys.flush_keys()  # sequence) is a key of its own by now
+        presses = get_typeahead(self.keys) + read
         stop, shown = self.action_keys.apply(presses, steering)
         if shown:
             self.render.draw_status(self.streaming_status() if steering else self.working_status())
