@@ -57,6 +57,14 @@ def write_error(message: str) -> None:
     sys.stderr.flush()
 
 
+def option_help(setting) -> str:
+    text = spec.help_text(setting)
+    return text[0].upper() + text[1:] + "."
+
+
+HELP = {setting.field: option_help(setting) for setting in spec.CHAT_OPTIONS}
+
+
 def version_callback(value: bool) -> None:
     if value:
         sys.stdout.write(f"charchat {__version__}\n")
@@ -68,34 +76,14 @@ def chat(
     ctx: typer.Context,
     model: str | None = typer.Option(None, "--model", "-m", help="Model name or path."),
     temp: float = typer.Option(
-        spec.TEMPERATURE.default,
-        "--temp",
-        "-t",
-        help=f"Softmax temperature, {spec.TEMPERATURE.describe()}.",
+        spec.TEMPERATURE.default, spec.TEMPERATURE.flag, "-t", help=HELP[spec.TEMPERATURE.field]
     ),
-    mode: Mode = typer.Option(
-        spec.MODE.default, "--mode", help="How the next character is chosen."
-    ),
-    top_k: int = typer.Option(
-        spec.TOP_K.default,
-        "--top-k",
-        help=f"Characters kept in top-k mode, {spec.TOP_K.describe()}.",
-    ),
-    top_p: float = typer.Option(
-        spec.TOP_P.default,
-        "--top-p",
-        help=f"Probability mass kept in top-p mode, {spec.TOP_P.describe()}.",
-    ),
-    min_p: float = typer.Option(
-        spec.MIN_P.default,
-        "--min-p",
-        help=f"In min-p mode, keep characters at least this share of the likeliest's "
-        f"probability, {spec.MIN_P.describe()}.",
-    ),
+    mode: Mode = typer.Option(spec.MODE.default, spec.MODE.flag, help=HELP[spec.MODE.field]),
+    top_k: int = typer.Option(spec.TOP_K.default, spec.TOP_K.flag, help=HELP[spec.TOP_K.field]),
+    top_p: float = typer.Option(spec.TOP_P.default, spec.TOP_P.flag, help=HELP[spec.TOP_P.field]),
+    min_p: float = typer.Option(spec.MIN_P.default, spec.MIN_P.flag, help=HELP[spec.MIN_P.field]),
     beam: int = typer.Option(
-        spec.BEAM_WIDTH.default,
-        "--beam",
-        help=f"In beam mode, continuations followed at once, {spec.BEAM_WIDTH.describe()}.",
+        spec.BEAM_WIDTH.default, spec.BEAM_WIDTH.flag, help=HELP[spec.BEAM_WIDTH.field]
     ),
     stop: list[str] = typer.Option(
         [],
@@ -103,14 +91,11 @@ def chat(
         help=r"End each turn right after this text (\n newline, \t tab, \s space); repeatable.",
     ),
     norepeat: int = typer.Option(
-        spec.NO_REPEAT.default,
-        "--norepeat",
-        help=f"Never write an N-character sequence the text already has, "
-        f"{spec.NO_REPEAT.describe()}.",
+        spec.NO_REPEAT.default, spec.NO_REPEAT.flag, help=HELP[spec.NO_REPEAT.field]
     ),
     speed: float | None = typer.Option(
         None,
-        "--speed",
+        spec.SPEED.flag,
         help=f"Characters shown a second, {spec.SPEED.describe()} "
         f"[default: {spec.SPEED.default:g} on a terminal, unpaced when piped].",
     ),
@@ -118,14 +103,9 @@ def chat(
         None, "--session", help="Continue a session saved with /session save FILE."
     ),
     length: int = typer.Option(
-        spec.LENGTH.default,
-        "--length",
-        "-n",
-        help=f"Characters generated per prompt, {spec.LENGTH.describe()}.",
+        spec.LENGTH.default, spec.LENGTH.flag, "-n", help=HELP[spec.LENGTH.field]
     ),
-    seed: int | None = typer.Option(
-        spec.SEED.default, "--seed", help="Random seed of the sampler: same seed, same text."
-    ),
+    seed: int | None = typer.Option(spec.SEED.default, spec.SEED.flag, help=HELP[spec.SEED.field]),
     whole: bool = typer.Option(False, "--whole", help="Piped: all of stdin is one prompt."),
     echo: bool = typer.Option(False, "--echo", help="Piped: write each prompt before its text."),
     version: bool = typer.Option(

@@ -23,6 +23,13 @@ class Number:
     high: float
     low_open: bool = False
     note: str = ""  # shown after the range in help, e.g. "0 = greedy"
+    # Where a person meets it: the field of Settings or of the chat's options, the command-line
+    # flag, the slash command and its placeholder, and what it does (help text says the rest).
+    field: str = ""
+    flag: str = ""
+    command: str = ""
+    placeholder: str = ""
+    summary: str = ""
 
     def describe(self) -> str:
         start = f"above {self.low:g}, up to" if self.low_open else f"from {self.low:g} to"
@@ -61,6 +68,13 @@ class Choice:
     default: str
     choices: tuple[str, ...]
     aliases: tuple[tuple[str, str], ...] = ()  # spelling -> choice
+    # Where a person meets it: the field of Settings or of the chat's options, the command-line
+    # flag, the slash command and its placeholder, and what it does (help text says the rest).
+    field: str = ""
+    flag: str = ""
+    command: str = ""
+    placeholder: str = ""
+    summary: str = ""
 
     def describe(self) -> str:
         return " | ".join(self.choices)
@@ -75,6 +89,12 @@ class Choice:
     parse = check
 
 
+def help_text(setting) -> str:
+    """What the setting does and its bounds, as /help and --help both say it."""
+    joiner = ": " if isinstance(setting, Choice) else ", "
+    return f"{setting.summary}{joiner}{setting.describe()}"
+
+
 MAX_TEMPERATURE = 100.0
 MAX_LENGTH = 100_000
 # A longer prompt is refused whole: priming reads about 10,000 characters a second on two
@@ -83,30 +103,70 @@ MAX_PROMPT_CHARS = 4_000_000
 TRANSCRIPT_KEEP = 1_000_000  # characters of the transcript kept (the state has read them all)
 UNDO_KEEP = 100  # undo points kept
 SWEEP_CHARS = 200  # /sweep writes at most this many characters per temperature
-SPEED = Number("speed", False, 60, 0, 100_000, note="characters a second, 0 = unpaced")
+SPEED = Number(
+    "speed", False, 60, 0, 100_000, note="characters a second, 0 = unpaced",
+    field="speed", flag="--speed", command="speed", placeholder="N",
+    summary="characters shown a second",
+)  # fmt: skip
 
-TEMPERATURE = Number("temperature", False, 0.8, 0.0, MAX_TEMPERATURE, note="0 = greedy")
+TEMPERATURE = Number(
+    "temperature", False, 0.8, 0.0, MAX_TEMPERATURE, note="0 = greedy",
+    field="temperature", flag="--temp", command="temp", placeholder="T",
+    summary="softmax temperature",
+)  # fmt: skip
 MODE = Choice(
     "mode",
     "sample",
     ("greedy", "sample", "top-k", "top-p", "min-p", "beam"),
     aliases=(("topk", "top-k"), ("topp", "top-p"), ("minp", "min-p")),
-)
-TOP_K = Number("top-k", True, 40, 1, 10_000)
-TOP_P = Number("top-p", False, 0.9, 0.0, 1.0, low_open=True)
-MIN_P = Number("min-p", False, 0.05, 0.0, 1.0, low_open=True, note="1 = greedy")
-BEAM_WIDTH = Number("beam width", True, 8, 1, 64)
-NO_REPEAT = Number("n-gram length", True, 0, 0, 1000, note="0 = off")
+    field="mode", flag="--mode", command="mode", placeholder="MODE",
+    summary="how the next character is chosen",
+)  # fmt: skip
+TOP_K = Number(
+    "top-k", True, 40, 1, 10_000,
+    field="top_k", flag="--top-k", command="topk", placeholder="K",
+    summary="characters kept in top-k mode",
+)  # fmt: skip
+TOP_P = Number(
+    "top-p", False, 0.9, 0.0, 1.0, low_open=True,
+    field="top_p", flag="--top-p", command="topp", placeholder="P",
+    summary="probability mass kept in top-p mode",
+)  # fmt: skip
+MIN_P = Number(
+    "min-p", False, 0.05, 0.0, 1.0, low_open=True, note="1 = greedy",
+    field="min_p", flag="--min-p", command="minp", placeholder="P",
+    summary="in min-p mode, keep the characters at least P times as likely as the likeliest",
+)  # fmt: skip
+BEAM_WIDTH = Number(
+    "beam width", True, 8, 1, 64,
+    field="beam_width", flag="--beam", command="beam", placeholder="W",
+    summary="in beam mode, how many continuations are followed at once",
+)  # fmt: skip
+NO_REPEAT = Number(
+    "n-gram length", True, 0, 0, 1000, note="0 = off",
+    field="norepeat", flag="--norepeat", command="norepeat", placeholder="N",
+    summary="never write an N-character sequence the transcript already has",
+)  # fmt: skip
 STOPS_MOST = 16
 STOP_CHARS = 1000  # characters in one stop string
-LENGTH = Number("length", True, 400, 1, MAX_LENGTH)
-SEED = Number("seed", True, None, 0, 2**63 - 1)
+LENGTH = Number(
+    "length", True, 400, 1, MAX_LENGTH,
+    field="length", flag="--length", command="len", placeholder="N|inf",
+    summary="characters generated per turn",
+)  # fmt: skip
+SEED = Number(
+    "seed", True, None, 0, 2**63 - 1,
+    field="seed", flag="--seed", command="seed", placeholder="N",
+    summary="the sampler's random seed: same seed, same text",
+)  # fmt: skip
 PROBS_SHOWN = Number("N", True, 10, 1, 200)
 SWEEP_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
 NOVELTY_MIN = Number("copy length", True, 20, 4, 1000, note="characters")
 SWEEP_MOST = 8  # temperatures one /sweep compares
 
 MODES = MODE.choices
+SAMPLING = (TEMPERATURE, MODE, TOP_K, TOP_P, MIN_P, BEAM_WIDTH)  # the fields of Settings
+CHAT_OPTIONS = (*SAMPLING, NO_REPEAT, SPEED, LENGTH, SEED)  # checked before a chat starts
 # The setting each cutting mode reads, as the status bar and /info show it.
 MODE_PARAMETER = {"top-k": "top_k", "top-p": "top_p", "min-p": "min_p", "beam": "beam_width"}
 CUTTING_MODES = ("top-k", "top-p", "min-p")  # sampling modes that cut the distribution's tail

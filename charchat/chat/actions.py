@@ -21,10 +21,16 @@ from charchat.finding import resolve_model
 from charchat.modelfile import load_model
 from charchat.paths import novelty_cache
 
+SAMPLING_BY_COMMAND = {setting.command: setting for setting in spec.SAMPLING}
+
 
 def apply(session, name: str, value) -> Iterator:
     """The events of command `name` applied to session."""
-    result = globals()[f"on_{name}"](session, value)
+    setting = SAMPLING_BY_COMMAND.get(name)
+    if setting is not None:
+        result = _set(session, **{setting.field: value})
+    else:
+        result = globals()[f"on_{name}"](session, value)
     if isinstance(result, Iterator):
         return result
     return iter(result if isinstance(result, list) else [result] if result else [])
@@ -36,30 +42,6 @@ def _set(session, **changes) -> Info:
     except CharchatError as e:
         raise CommandError(str(e)) from None
     return Info(session.describe_settings())
-
-
-def on_temp(session, value: float):
-    return _set(session, temperature=float(value))
-
-
-def on_mode(session, value: str):
-    return _set(session, mode=value)
-
-
-def on_topk(session, value: int):
-    return _set(session, top_k=int(value))
-
-
-def on_topp(session, value: float):
-    return _set(session, top_p=float(value))
-
-
-def on_minp(session, value: float):
-    return _set(session, min_p=float(value))
-
-
-def on_beam(session, value: int):
-    return _set(session, beam_width=int(value))
 
 
 def on_norepeat(session, value: int):

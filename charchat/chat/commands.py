@@ -22,33 +22,9 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command(
-        "temp", "T", f"softmax temperature, {spec.TEMPERATURE.describe()}", spec.TEMPERATURE.parse
-    ),
-    Command(
-        "mode", "MODE", f"how the next character is chosen: {spec.MODE.describe()}", spec.MODE.parse
-    ),
-    Command(
-        "topk", "K", f"characters kept in top-k mode, {spec.TOP_K.describe()}", spec.TOP_K.parse
-    ),
-    Command(
-        "topp",
-        "P",
-        f"probability mass kept in top-p mode, {spec.TOP_P.describe()}",
-        spec.TOP_P.parse,
-    ),
-    Command(
-        "minp",
-        "P",
-        f"in min-p mode, keep the characters at least P times as likely as the likeliest, "
-        f"{spec.MIN_P.describe()}",
-        spec.MIN_P.parse,
-    ),
-    Command(
-        "beam",
-        "W",
-        f"in beam mode, how many continuations are followed at once, {spec.BEAM_WIDTH.describe()}",
-        spec.BEAM_WIDTH.parse,
+    *(
+        Command(setting.command, setting.placeholder, spec.help_text(setting), setting.parse)
+        for setting in spec.SAMPLING
     ),
     Command(
         "stop",
@@ -57,13 +33,7 @@ COMMANDS: tuple[Command, ...] = (
         "no argument lists them, off clears them",
         arguments.stop,
     ),
-    Command(
-        "norepeat",
-        "N",
-        f"never write an N-character sequence the transcript already has, "
-        f"{spec.NO_REPEAT.describe()}",
-        spec.NO_REPEAT.parse,
-    ),
+    Command("norepeat", "N", spec.help_text(spec.NO_REPEAT), spec.NO_REPEAT.parse),
     Command(
         "len",
         "N|inf",

@@ -35,18 +35,7 @@ class ChatOptions:
 
 
 # The command-line flag for each checked option, as messages name it.
-FLAGS = {
-    "temperature": ("--temp", spec.TEMPERATURE),
-    "mode": ("--mode", spec.MODE),
-    "top_k": ("--top-k", spec.TOP_K),
-    "top_p": ("--top-p", spec.TOP_P),
-    "min_p": ("--min-p", spec.MIN_P),
-    "beam_width": ("--beam", spec.BEAM_WIDTH),
-    "norepeat": ("--norepeat", spec.NO_REPEAT),
-    "speed": ("--speed", spec.SPEED),
-    "length": ("--length", spec.LENGTH),
-    "seed": ("--seed", spec.SEED),
-}
+FLAGS = {setting.field: (setting.flag, setting) for setting in spec.CHAT_OPTIONS}
 
 
 def checked(options: ChatOptions) -> ChatOptions:
