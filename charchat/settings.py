@@ -12,8 +12,20 @@ from dataclasses import dataclass, replace
 from charchat.errors import CharchatError
 
 
+@dataclass(frozen=True, kw_only=True)
+class Named:
+    """Where a person meets a setting: the field of Settings or of the chat's options, the
+    command-line flag, the slash command and its placeholder, and what it does."""
+
+    field: str = ""
+    flag: str = ""
+    command: str = ""
+    placeholder: str = ""
+    summary: str = ""
+
+
 @dataclass(frozen=True)
-class Number:
+class Number(Named):
     """A numeric setting: whole or real, within [low, high] (or (low, high] when low_open)."""
 
     what: str  # how messages name it
@@ -23,13 +35,6 @@ class Number:
     high: float
     low_open: bool = False
     note: str = ""  # shown after the range in help, e.g. "0 = greedy"
-    # Where a person meets it: the field of Settings or of the chat's options, the command-line
-    # flag, the slash command and its placeholder, and what it does (help text says the rest).
-    field: str = ""
-    flag: str = ""
-    command: str = ""
-    placeholder: str = ""
-    summary: str = ""
 
     def describe(self) -> str:
         start = f"above {self.low:g}, up to" if self.low_open else f"from {self.low:g} to"
@@ -63,18 +68,11 @@ class Number:
 
 
 @dataclass(frozen=True)
-class Choice:
+class Choice(Named):
     what: str
     default: str
     choices: tuple[str, ...]
     aliases: tuple[tuple[str, str], ...] = ()  # spelling -> choice
-    # Where a person meets it: the field of Settings or of the chat's options, the command-line
-    # flag, the slash command and its placeholder, and what it does (help text says the rest).
-    field: str = ""
-    flag: str = ""
-    command: str = ""
-    placeholder: str = ""
-    summary: str = ""
 
     def describe(self) -> str:
         return " | ".join(self.choices)
