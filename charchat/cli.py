@@ -148,14 +148,32 @@ def evaluate(
         None, "--tail", help="Score only the last fraction of the text (0.1 = a held-out 10 %)."
     ),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+    adapt: bool = typer.Option(
+        False,
+        "--adapt",
+        help="Also score while learning as it reads: one small step on each stretch just "
+        "scored (dynamic evaluation).",
+    ),
+    adapt_lr: float = typer.Option(
+        spec.ADAPT_LR, "--adapt-lr", help="With --adapt: the step size."
+    ),
+    adapt_stretch: int = typer.Option(
+        spec.ADAPT_STRETCH,
+        "--adapt-stretch",
+        help="With --adapt: characters scored, then learnt from.",
+    ),
 ) -> None:
     """Bits per character of a model on a text: whole text, in order, state carried."""
     from charchat.terminal.reports import score_report
     from charchat.terminal.trainview import ScoringProgress
+    from charchat.train.adapt import AdaptSettings
     from charchat.train.evaluate import evaluate_file
 
     with ScoringProgress(enabled=sys.stderr.isatty()) as progress:
-        result = evaluate_file(model, text, tail, threads, progress.start, progress.update)
+        learning = AdaptSettings(lr=adapt_lr, stretch=adapt_stretch).check() if adapt else None
+        result = evaluate_file(
+            model, text, tail, threads, progress.start, progress.update, adapt=learning
+        )
     sys.stdout.write(score_report(result))
 
 

@@ -161,6 +161,9 @@ PROBS_SHOWN = Number("N", True, 10, 1, 200)
 SWEEP_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
 NOVELTY_MIN = Number("copy length", True, 20, 4, 1000, note="characters")
 SWEEP_MOST = 8  # temperatures one /sweep compares
+# Learning while reading (train/adapt.py): chosen on text of the other author (benchmarks/README).
+ADAPT_LR = 3e-4
+ADAPT_STRETCH = 200  # characters scored, then learnt from
 
 MODES = MODE.choices
 SAMPLING = (TEMPERATURE, MODE, TOP_K, TOP_P, MIN_P, BEAM_WIDTH)  # the fields of Settings

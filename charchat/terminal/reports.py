@@ -53,7 +53,16 @@ def report(model_name, corpus: Path, temps, length, min_chars, prompt="", seed=1
 
 
 def score_report(result) -> str:
-    """`charchat eval`: how well the model predicts the text."""
+    """`charchat eval`: how well the model predicts the text (and, with --adapt, how well
+    it does when it learns as it reads)."""
+    if result.adaptive_nats_per_char is not None:
+        static, adaptive = result.nats_per_char, result.adaptive_nats_per_char
+        return (
+            f"static      {static:.4f} nats/char ({static / math.log(2):.3f} bits)\n"
+            f"adaptive    {adaptive:.4f} nats/char ({adaptive / math.log(2):.3f} bits)\n"
+            f"scored      {result.scored:,} characters of {result.characters:,}\n"
+            f"skipped     {result.skipped:,} outside the vocabulary\n"
+        )
     return (
         f"bits/char   {result.bits_per_char:.4f}\n"
         f"nats/char   {result.nats_per_char:.4f}\n"

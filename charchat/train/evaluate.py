@@ -24,6 +24,7 @@ from charchat.train.textfiles import code_points, id_table
 PARALLEL_STREAMS = 32  # validation scores this many stretches of the text side by side...
 BURN_IN = 256  # ...each warmed up on the text before it, so the figure matches `eval`
 SCORED_AT_ONCE = 1 << 20  # characters turned into ids at a time by `eval`
+LEARNT_AT_ONCE = 1 << 14  # ...and when it also learns as it reads (the progress bar moves)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class EvalResult:
     skipped: int  # characters outside the vocabulary, left out
     # nats/char with the logits divided by each of the temperatures asked for (calibrate.py)
     nats_at_temperatures: tuple[float, ...] = ()
+    adaptive_nats_per_char: float | None = None  # learning while reading (adapt.py), if asked
 
     @property
     def bits_per_char(self) -> float:
@@ -163,32 +165,44 @@ def held_out_nats_per_char(module: CharLSTM, segments, device) -> float:
     return total / total_scored
 
 
-def evaluate_text(model: Model, text: str) -> EvalResult:
-    return _evaluate_pieces(model, [text])
+def evaluate_text(model: Model, text: str, adapt=None) -> EvalResult:
+    return _evaluate_pieces(model, [text], adapt=adapt)
 
 
-def _evaluate_pieces(model: Model, pieces, on_progress=None, temperatures=()) -> EvalResult:
+def _evaluate_pieces(
+    model: Model, pieces, on_progress=None, temperatures=(), adapt=None
+) -> EvalResult:
     """Score text arriving in pieces; memory stays that of one piece. on_progress(characters)
-    is told how many characters have been scored so far."""
+    is told how many characters have been scored so far. With adapt (AdaptSettings), the
+    text is also scored by a copy of the model that learns as it reads."""
+    from charchat.train.adapt import Learner
+
     lookup = id_table(model.vocab, np.int32, missing=-1)
-    scorer = Scorer(CharLSTM.from_file(model), torch.device("cpu"), temperatures=temperatures)
+    cpu = torch.device("cpu")
+    scorer = Scorer(CharLSTM.from_file(model), cpu, temperatures=temperatures)
+    learner = Learner(CharLSTM.from_file(model), cpu, adapt) if adapt is not None else None
     characters = 0
     for piece in pieces:
-        for start in range(0, len(piece), SCORED_AT_ONCE):
-            part = piece[start : start + SCORED_AT_ONCE]
+        for start in range(0, len(piece), SCORED_AT_ONCE if learner is None else LEARNT_AT_ONCE):
+            part = piece[start : start + (SCORED_AT_ONCE if learner is None else LEARNT_AT_ONCE)]
             ids = lookup[code_points(part)]
             scorer.add(ids[ids >= 0])
+            if learner is not None:
+                learner.add(ids[ids >= 0])
             characters += len(part)
             if on_progress:
                 on_progress(characters)
     if scorer.count == 0:
         raise CharchatError("the text has no character the model knows")
+    if learner is not None:
+        learner.finish()
     return EvalResult(
         scorer.total / scorer.count,
         characters,
         scorer.count,
         characters - scorer.count,
         tuple((scorer.totals_at / scorer.count).tolist()),
+        learner.total / learner.count if learner is not None else None,
     )
 
 
@@ -200,6 +214,7 @@ def evaluate_file(
     on_start=None,
     on_progress=None,
     temperatures=(),
+    adapt=None,
 ) -> EvalResult:
     """Score a text file read in chunks (never whole in memory); with tail, only its last
     fraction, read after nothing, as a separate text would be. on_start(characters to score)
@@ -220,7 +235,8 @@ def evaluate_file(
     skip = 0 if tail is None else length - int(length * tail)
     if on_start:
         on_start(length - skip)
-    return _evaluate_pieces(loaded, _after(text_chunks(text_path), skip), on_progress, temperatures)
+    pieces = _after(text_chunks(text_path), skip)
+    return _evaluate_pieces(loaded, pieces, on_progress, temperatures, adapt)
 
 
 def _after(pieces, skip: int):
