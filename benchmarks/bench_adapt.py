@@ -53,7 +53,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"CPU: {cpu_name()}, {args.threads} threads; lr {ADAPT_LR:g}, stretch {ADAPT_STRETCH}")
+    print(
+        f"CPU: {cpu_name()}, {args.threads} threads; lr {ADAPT_LR.default:g}, stretch {ADAPT_STRETCH.default}"
+    )
     print(
         "| model | text | static nats/char | adaptive nats/char | static chars/s "
         "| adaptive chars/s | ratio |"

@@ -65,6 +65,16 @@ def option_help(setting) -> str:
 HELP = {setting.field: option_help(setting) for setting in spec.CHAT_OPTIONS}
 
 
+ADAPT_LR_HELP = (
+    f"With --adapt: the step size, {spec.ADAPT_LR.describe()} "
+    f"[default: the model card's, else {spec.ADAPT_LR.default:g}]."
+)
+ADAPT_STRETCH_HELP = (
+    f"With --adapt: characters scored, then learnt from, {spec.ADAPT_STRETCH.describe()} "
+    f"[default: the model card's, else {spec.ADAPT_STRETCH.default}]."
+)
+
+
 def version_callback(value: bool) -> None:
     if value:
         sys.stdout.write(f"charchat {__version__}\n")
@@ -108,6 +118,13 @@ def chat(
     seed: int | None = typer.Option(spec.SEED.default, spec.SEED.flag, help=HELP[spec.SEED.field]),
     whole: bool = typer.Option(False, "--whole", help="Piped: all of stdin is one prompt."),
     echo: bool = typer.Option(False, "--echo", help="Piped: write each prompt before its text."),
+    adapt: bool = typer.Option(
+        False, "--adapt", help="Learn from what is typed or piped, once read (/adapt on)."
+    ),
+    adapt_lr: float | None = typer.Option(None, spec.ADAPT_LR.flag, help=ADAPT_LR_HELP),
+    adapt_stretch: int | None = typer.Option(
+        None, spec.ADAPT_STRETCH.flag, help=ADAPT_STRETCH_HELP
+    ),
     version: bool = typer.Option(
         False, "--version", callback=version_callback, is_eager=True, help="Show the version."
     ),
@@ -133,8 +150,18 @@ def chat(
         seed=seed,
         whole=whole,
         echo=echo,
+        adapt=adapt,
+        adapt_lr=adapt_lr,
+        adapt_stretch=adapt_stretch,
     )
-    raise typer.Exit(run_chat(options))
+    raise typer.Exit(run_chat(options, make_learner))
+
+
+def make_learner(model, lr: float, stretch: int):
+    """How a chat learns (/adapt): the torch half's learner, imported only when asked for."""
+    from charchat.train.adapt import chat_learner
+
+    return chat_learner(model, lr, stretch)
 
 
 app.command()(train)
@@ -154,23 +181,24 @@ def evaluate(
         help="Also score while learning as it reads: one small step on each stretch just "
         "scored (dynamic evaluation).",
     ),
-    adapt_lr: float = typer.Option(
-        spec.ADAPT_LR, "--adapt-lr", help="With --adapt: the step size."
-    ),
-    adapt_stretch: int = typer.Option(
-        spec.ADAPT_STRETCH,
-        "--adapt-stretch",
-        help="With --adapt: characters scored, then learnt from.",
+    adapt_lr: float | None = typer.Option(None, spec.ADAPT_LR.flag, help=ADAPT_LR_HELP),
+    adapt_stretch: int | None = typer.Option(
+        None, spec.ADAPT_STRETCH.flag, help=ADAPT_STRETCH_HELP
     ),
 ) -> None:
     """Bits per character of a model on a text: whole text, in order, state carried."""
     from charchat.terminal.reports import score_report
     from charchat.terminal.trainview import ScoringProgress
-    from charchat.train.adapt import AdaptSettings
     from charchat.train.evaluate import evaluate_file
 
+    for setting, value in ((spec.ADAPT_LR, adapt_lr), (spec.ADAPT_STRETCH, adapt_stretch)):
+        try:
+            if value is not None:
+                setting.check(value, f"{value:g}")
+        except CharchatError as e:
+            fail(f"{setting.flag}: {e}")
     with ScoringProgress(enabled=sys.stderr.isatty()) as progress:
-        learning = AdaptSettings(lr=adapt_lr, stretch=adapt_stretch).check() if adapt else None
+        learning = (adapt_lr, adapt_stretch) if adapt else None
         result = evaluate_file(
             model, text, tail, threads, progress.start, progress.update, adapt=learning
         )

@@ -11,6 +11,7 @@ the file it points to is replaced and the link stays; a link that points nowhere
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import tempfile
@@ -84,3 +85,14 @@ def write_file(path: Path, data: bytes) -> Path:
     with replacing(path) as temporary:
         temporary.write_bytes(data)
     return writable_target(path)
+
+
+def file_sha256(path: Path | None) -> str | None:
+    """Of the file's bytes (a model's identity on cards and in sessions); None for no file."""
+    if path is None:
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -200,7 +200,7 @@ def _parse_metadata(path: Path, header: dict) -> tuple[Vocab, ModelConfig, dict]
     return vocab, config, card
 
 
-def _check_tensor_entries(path: Path, header: dict, expected: dict, data_bytes: int) -> None:
+def check_tensor_entries(path: Path, header: dict, expected: dict, data_bytes: int) -> None:
     names = set(header) - {"__metadata__"}
     if names != set(expected):
         missing = sorted(set(expected) - names)
@@ -235,7 +235,7 @@ def load_model(path: str | Path) -> Model:
     header, data_start, size = read_safetensors_header(path)
     vocab, config, card = _parse_metadata(path, header)
     expected = tensor_shapes(config, len(vocab), INITIAL_STATE[0] in header)
-    _check_tensor_entries(path, header, expected, size - data_start)
+    check_tensor_entries(path, header, expected, size - data_start)
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 

@@ -162,12 +162,25 @@ SWEEP_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
 NOVELTY_MIN = Number("copy length", True, 20, 4, 1000, note="characters")
 SWEEP_MOST = 8  # temperatures one /sweep compares
 # Learning while reading (train/adapt.py): chosen on text of the other author (benchmarks/README).
-ADAPT_LR = 3e-4
-ADAPT_STRETCH = 200  # characters scored, then learnt from
+ADAPT_LR = Number(
+    "the learning rate", False, 3e-4, 0, 1, low_open=True, field="adapt_lr", flag="--adapt-lr"
+)
+ADAPT_STRETCH = Number(
+    "the stretch", True, 200, 1, 100_000, note="characters",
+    field="adapt_stretch", flag="--adapt-stretch",
+)  # fmt: skip
 
 MODES = MODE.choices
 SAMPLING = (TEMPERATURE, MODE, TOP_K, TOP_P, MIN_P, BEAM_WIDTH)  # the fields of Settings
-CHAT_OPTIONS = (*SAMPLING, NO_REPEAT, SPEED, LENGTH, SEED)  # checked before a chat starts
+CHAT_OPTIONS = (
+    *SAMPLING,
+    NO_REPEAT,
+    SPEED,
+    LENGTH,
+    SEED,
+    ADAPT_LR,
+    ADAPT_STRETCH,
+)  # checked before a chat starts
 # The setting each cutting mode reads, as the status bar and /info show it.
 MODE_PARAMETER = {"top-k": "top_k", "top-p": "top_p", "min-p": "min_p", "beam": "beam_width"}
 CUTTING_MODES = ("top-k", "top-p", "min-p")  # sampling modes that cut the distribution's tail

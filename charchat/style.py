@@ -98,6 +98,8 @@ def status_text(session, width: int | None = None) -> str:
         parts.append(f"stop ×{len(session.stops)}")
     if session.norepeat:
         parts.append(f"norepeat {session.norepeat}")
+    if session.adapting is not None:
+        parts.append(session.adapting.status())
     parts.append(f"{session.transcript_length:,} chars")
     if session.last_entropy is not None:
         parts.append(f"H {session.last_entropy:.2f} bits")

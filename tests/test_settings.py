@@ -54,6 +54,9 @@ def test_cli_default_is_the_settings_default(field):
     if field == "speed":  # paced on a terminal only, which the help says
         assert default is None and f"{setting.default:g} on a terminal" in cli_option(flag).help
         return
+    if field.startswith("adapt_"):  # the model card's fitted value first, which the help says
+        assert default is None and f"else {setting.default:g}]" in cli_option(flag).help
+        return
     assert getattr(default, "value", default) == setting.default
 
 
@@ -67,7 +70,7 @@ def test_session_defaults_are_the_settings_defaults():
     assert (session.settings.top_p, session.length) == (spec.TOP_P.default, spec.LENGTH.default)
 
 
-@pytest.mark.parametrize("field", list(FLAGS))
+@pytest.mark.parametrize("field", list(SLASH))
 def test_cli_and_slash_command_refuse_the_same_values_with_the_same_words(field, tiny_model_path):
     flag, setting = FLAGS[field]
     runner = CliRunner()
@@ -84,7 +87,23 @@ def test_cli_and_slash_command_refuse_the_same_values_with_the_same_words(field,
         assert reason.split(", not")[0] in result.output, (value, result.output)
 
 
-@pytest.mark.parametrize("field", list(FLAGS))
+@pytest.mark.parametrize("field", ["adapt_lr", "adapt_stretch"])
+def test_flags_without_a_slash_command_refuse_what_the_setting_refuses(field, tiny_model_path):
+    flag, setting = FLAGS[field]
+    for value in out_of_range(setting):
+        result = CliRunner().invoke(app, ["-m", str(tiny_model_path), flag, value], input="x\n")
+        assert result.exit_code == 2, (value, result.output)
+        if "Usage:" not in result.output:  # typer refuses 1.5 for a whole number itself
+            assert f"{flag}: {setting.what} must be" in result.output
+            assert setting.describe() in result.output
+        assert setting.describe() in cli_option(flag).help
+
+
+def test_every_flag_is_tested_with_its_slash_command_or_alone():
+    assert set(FLAGS) == set(SLASH) | {"adapt_lr", "adapt_stretch"}
+
+
+@pytest.mark.parametrize("field", list(SLASH))
 def test_help_and_cli_help_state_the_same_bounds(field):
     flag, setting = FLAGS[field]
     command_help = commands.help_text(SLASH[field])

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from charchat import settings as spec
-from charchat.chat import commands, looking
+from charchat.chat import adapting, commands, looking
 from charchat.chat.decoding import escape
 from charchat.errors import CharchatError, CommandError
 from charchat.events import Info, ModelCard, Quit, SurpriseColours
@@ -87,7 +87,12 @@ def on_seed(session, value: int):
 
 def on_reset(session, _):
     session.reset()
-    return Info("transcript cleared; back to the model's starting state")
+    kept = " (what /adapt learnt is kept)" if session.adapting and session.adapting.learnt else ""
+    return Info(f"transcript cleared; back to the model's starting state{kept}")
+
+
+def on_adapt(session, value):
+    return adapting.command(session, value)
 
 
 def on_undo(session, _):
@@ -117,7 +122,7 @@ def on_model(session, name: str):
     watching = session.novelty is not None
     session.switch_model(model)
     note = "; novelty off (it was for the other model's text)" if watching else ""
-    return Info(f"switched to {session.model_summary()}; transcript restarted{note}")
+    return Info(f"switched to {looking.model_summary(session.model)}; transcript restarted{note}")
 
 
 def on_info(session, _):

@@ -56,6 +56,15 @@ def session(arg: str) -> tuple[str, str, bool]:
     return action, path, reread
 
 
+def adapt(arg: str) -> tuple[str, str | None]:
+    action, _, rest = arg.strip().partition(" ")
+    if action in ("", "on", "off", "reset") and not rest:
+        return action or "show", None
+    if action == "save" and rest.strip():
+        return "save", rest.strip()
+    raise CommandError("say /adapt on, /adapt off, /adapt reset or /adapt save NAME")
+
+
 def stop(arg: str) -> str | None:
     if not arg:
         return None

@@ -95,6 +95,14 @@ COMMANDS: tuple[Command, ...] = (
         "its path); the status bar shows the longest copy of the last turn",
         arguments.novelty,
     ),
+    Command(
+        "adapt",
+        "on|off|reset|save NAME",
+        "learn from what you type, paste or pipe, once read (never from the model's own text): "
+        "on; off keeps what was learnt; reset goes back to the weights as loaded; save NAME "
+        "writes the adapted model. /undo takes back what a turn taught; /reset keeps it",
+        arguments.adapt,
+    ),
     Command("reset", "", "empty transcript, back to the model's starting state", arguments.none),
     Command("undo", "", "back to the state before the last turn", arguments.none),
     Command(

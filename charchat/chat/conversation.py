@@ -16,19 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from charchat import settings as spec
+from charchat.chat import adapting
 from charchat.chat.decoding import NGramIndex, banned_ids, beam_search_steps, stop_hit
 from charchat.chat.engine import PRIME_CHUNK, Engine
 from charchat.chat.sampling import LOG2E, log_softmax, next_char
 from charchat.chat.transcript import Transcript, Turn
 from charchat.errors import CharchatError, CommandError
-from charchat.events import (
-    Generated,
-    Info,
-    PromptRead,
-    Reading,
-    Searching,
-    TurnDone,
-)
+from charchat.events import Generated, Info, PromptRead, Reading, Searching, TurnDone
 from charchat.modelfile import Model
 from charchat.settings import Settings
 
@@ -59,6 +53,9 @@ class Conversation:
         self._ngrams: NGramIndex | None = None  # of the transcript, while norepeat is on
         self.novelty = None  # a novelty.NoveltyWatch, while /novelty is on
         self.cell: tuple[int, int] | None = None  # (layer, cell) from 1, while /cells shows one
+        self.make_learner = None  # given by the edge that starts the chat (adapting.py)
+        self.adapt_settings = adapting.settings_for(self.model)  # lr, stretch for /adapt on
+        self.adapting: adapting.Adapting | None = None  # once /adapt on: what was learnt
 
     @property
     def transcript(self) -> str:
@@ -90,7 +87,7 @@ class Conversation:
             surprisal = [] if self.surprise_colours else None
             cells = [] if self.cell else None
             done = 0
-            for done in self._read(encoded.ids, read, surprisal, cells):
+            for done in self._read(encoded.ids, read, surprisal, cells, self.turns[-1]):
                 if done < len(read):
                     yield Reading(done, len(read))
                 if self.stop_requested:
@@ -104,11 +101,15 @@ class Conversation:
         else:
             yield from self.generate(length)
 
-    def _read(self, ids: list[int], text: str, surprisal: list | None, cells: list | None):
+    def _read(self, ids: list[int], text: str, surprisal, cells, turn: Turn):
         """Feed the prompt a chunk at a time, the transcript keeping pace; yield the count.
-        surprisal and cells, when given, get a value per character."""
-        for start in range(0, len(ids), PRIME_CHUNK):
-            chunk = ids[start : start + PRIME_CHUNK]
+        surprisal and cells, when given, get a value per character. While /adapt is on, each
+        chunk is a stretch, learnt from once read."""
+        learning = self.adapting if self.adapting is not None and self.adapting.on else None
+        step = learning.stretch if learning else PRIME_CHUNK
+        for start in range(0, len(ids), step):
+            chunk = ids[start : start + step]
+            before = self.engine.snapshot() if learning else None
             if surprisal is None and cells is None:
                 self.engine.feed_many(chunk)
             else:
@@ -124,6 +125,9 @@ class Conversation:
                 self._ngrams.extend(piece)
             if self.novelty is not None:
                 self.novelty.follow(chunk)
+            if learning:
+                adapting.before_learning(self, turn)
+                learning.learn(self.engine, chunk, before)
             yield start + len(chunk)
 
     def generate(self, length: float) -> Iterator:
@@ -166,7 +170,8 @@ class Conversation:
         if unpaced[0] and unpaced[1] > 0:
             self.engine_speed = unpaced[0] / unpaced[1]
         yield TurnDone(done, busy)
-        yield from self._copy_note()
+        if self.novelty is not None:
+            yield from self.novelty.turn_note()
         if forced:
             yield Info(
                 f"norepeat: {forced} times every character would have repeated a "
@@ -207,18 +212,8 @@ class Conversation:
             if self.stop_requested:
                 break
         yield TurnDone(done, seconds)
-        yield from self._copy_note()
-
-    def _copy_note(self) -> list:
-        watch = self.novelty
-        if watch is None or watch.turn_longest < watch.min_chars:
-            return []
-        return [
-            Info(
-                f"novelty: the longest copy this turn is {watch.turn_longest} characters "
-                f"found verbatim in {watch.corpus}"
-            )
-        ]
+        if self.novelty is not None:
+            yield from self.novelty.turn_note()
 
     def _wrote(self, index: int, char: str, ngrams) -> bool:
         """Feed what the model wrote; whether it lies in a verbatim copy (/novelty on)."""
@@ -257,11 +252,13 @@ class Conversation:
     def undo(self) -> int:
         turn = self.turns[-1]
         removed = len(self._transcript) - turn.transcript_length
+        adapting.check_undo(turn)
         try:
             self._transcript.truncate(turn.transcript_length)
         except CharchatError as e:
             raise CommandError(f"/undo: {e}") from None
         self.turns.pop()
+        adapting.undo_learning(self, turn)
         self.engine.restore(turn.snapshot)
         self._ngrams = None
         self.follow_transcript()
@@ -282,6 +279,7 @@ class Conversation:
         self._ngrams = None
         self.novelty = None
         self.cell = None
+        self.adapting = None  # what was learnt belongs to the other model
         self.turns.clear()
 
     # ---------------------------------------------------------- descriptions
@@ -290,9 +288,3 @@ class Conversation:
         s = self.settings
         greedy = " (greedy)" if s.is_greedy and s.mode not in ("greedy", "beam") else ""
         return f"temperature {s.temperature:g}{greedy}, mode {s.mode_text()}"
-
-    def model_summary(self) -> str:
-        m = self.model
-        corpus = m.card.get("corpus", "unknown text")
-        shape = f"{m.config.layers}x{m.config.hidden} LSTM"
-        return f"{m.name} ({shape}, {m.parameters / 1e6:.1f}M parameters, trained on {corpus})"

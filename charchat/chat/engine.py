@@ -43,12 +43,41 @@ def _gate_order(hidden: int) -> np.ndarray:
 
 class Engine:
     def __init__(self, model: Model):
-        t = model.tensors
         cfg = model.config
         self.model = model
         self.vocab = model.vocab
         self.layers = cfg.layers
         self.hidden = h = cfg.hidden
+        shapes = [(4 * h, h)] + [(4 * h, 2 * h)] * (self.layers - 1) + [(len(self.vocab), h)]
+        arena = np.empty(sum(a * b for a, b in shapes), dtype=np.float32)
+        views, offset = [], 0
+        for rows, cols in shapes:
+            views.append(arena[offset : offset + rows * cols].reshape(rows, cols))
+            offset += rows * cols
+        self.w_first = views[0]  # layer 0's recurrent matrix
+        self.w_upper = views[1:-1]  # layer k >= 1: [W_ih W_hh], applied to [h_{k-1}; h_k]
+        self.head_w = views[-1]
+        self._halves: dict[tuple[int, int], np.ndarray] = {}  # see _half
+        self.load_weights(model.tensors)
+
+        # state[0] = h, state[1] = c, one row per layer; rows k-1 and k of h are adjacent
+        self.initial = np.zeros((2, self.layers, h), dtype=np.float32)
+        if "initial_h" in model.tensors:  # learned in training; older files start from zero
+            self.initial[0], self.initial[1] = (
+                model.tensors["initial_h"],
+                model.tensors["initial_c"],
+            )
+        self.state = self.initial.copy()
+        self._h_flat = self.state[0].reshape(-1)
+        self._gates = np.empty(4 * h, dtype=np.float32)
+        self._scratch = np.empty(h, dtype=np.float32)
+        self._logits = np.empty(len(self.vocab), dtype=np.float32)
+        self._logits_valid = False
+
+    def load_weights(self, t: dict[str, np.ndarray]) -> None:
+        """Take these weights (a model file's tensors), in place; the state is kept. Learning
+        while reading (/adapt) calls this after every step."""
+        h = self.hidden
         f64 = np.float64
         order = _gate_order(h)
 
@@ -62,16 +91,7 @@ class Engine:
         table += gates("lstm.bias_ih_l0") + gates("lstm.bias_hh_l0")
         # Row v: layer 0's pre-activations for character v, before the recurrent term.
         self.input_table = table.astype(np.float32)
-
-        shapes = [(4 * h, h)] + [(4 * h, 2 * h)] * (self.layers - 1) + [(len(self.vocab), h)]
-        arena = np.empty(sum(a * b for a, b in shapes), dtype=np.float32)
-        views, offset = [], 0
-        for rows, cols in shapes:
-            views.append(arena[offset : offset + rows * cols].reshape(rows, cols))
-            offset += rows * cols
-        self.w_first = views[0]  # layer 0's recurrent matrix
         self.w_first[:] = gates("lstm.weight_hh_l0", np.float32)
-        self.w_upper = views[1:-1]  # layer k >= 1: [W_ih W_hh], applied to [h_{k-1}; h_k]
         self.b_upper = []
         for k, w in enumerate(self.w_upper, start=1):
             w[:, :h] = gates(f"lstm.weight_ih_l{k}", np.float32)
@@ -79,21 +99,10 @@ class Engine:
             self.b_upper.append(
                 (gates(f"lstm.bias_ih_l{k}") + gates(f"lstm.bias_hh_l{k}")).astype(np.float32)
             )
-        self.head_w = views[-1]
         self.head_w[:] = t["head.weight"]
-        self.head_b = np.asarray(t["head.bias"], dtype=np.float32)
-
-        # state[0] = h, state[1] = c, one row per layer; rows k-1 and k of h are adjacent
-        self.initial = np.zeros((2, self.layers, h), dtype=np.float32)
-        if "initial_h" in t:  # learned in training; older files start from zero
-            self.initial[0], self.initial[1] = t["initial_h"], t["initial_c"]
-        self.state = self.initial.copy()
-        self._h_flat = self.state[0].reshape(-1)
-        self._gates = np.empty(4 * h, dtype=np.float32)
-        self._scratch = np.empty(h, dtype=np.float32)
-        self._logits = np.empty(len(self.vocab), dtype=np.float32)
+        self.head_b = np.asarray(t["head.bias"], dtype=np.float32).copy()
+        self._halves.clear()
         self._logits_valid = False
-        self._halves: dict[tuple[int, int], np.ndarray] = {}  # see _half
 
     # ------------------------------------------------------------ state
 

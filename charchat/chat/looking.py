@@ -177,6 +177,12 @@ def show_cell(session, layer: int, cell: int) -> list:
     return events
 
 
+def model_summary(m) -> str:
+    corpus = m.card.get("corpus", "unknown text")
+    shape = f"{m.config.layers}x{m.config.hidden} LSTM"
+    return f"{m.name} ({shape}, {m.parameters / 1e6:.1f}M parameters, trained on {corpus})"
+
+
 def card_rows(session) -> list:
     m, card = session.model, session.model.card
     rows = [
@@ -212,6 +218,12 @@ def card_rows(session) -> list:
     calibration = calibration_text(card.get("calibration"))
     if calibration:
         rows.append(("calibration", calibration))
+    parent = card.get("adapted_from")
+    if isinstance(parent, dict) and isinstance(parent.get("characters"), int):
+        rows.append(("adapted", f"from {parent.get('name')} on {parent['characters']:,} chars"))
+    if session.adapting is not None:
+        learning = session.adapting
+        rows.append(("adapt", f"{learning.status()} (lr {learning.lr:g}, {learning.stretch})"))
     return rows
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from charchat.apart import run_apart
 from charchat.errors import CharchatError, Stopped
+from charchat.events import Info
 from charchat.files import replacing
 from charchat.settings import NOVELTY_MIN
 from charchat.vocab import Vocab
@@ -206,6 +207,17 @@ class NoveltyWatch:
         length = self.matcher.push(char_id)
         self.turn_longest = max(self.turn_longest, length)
         return length >= self.matcher.min_chars
+
+    def turn_note(self) -> list[Info]:
+        """At a turn's end: its longest copy, if it is one worth naming."""
+        if self.turn_longest < self.min_chars:
+            return []
+        return [
+            Info(
+                f"novelty: the longest copy this turn is {self.turn_longest} characters "
+                f"found verbatim in {self.corpus}"
+            )
+        ]
 
 
 @dataclass(frozen=True)

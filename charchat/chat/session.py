@@ -35,10 +35,12 @@ class Session(Conversation):
         return looking.score(self, text)[0]
 
 
-def load_session(path: Path, model_name: str | None = None) -> Session:
-    """A session from a file, on its own model (found by path, then name) or on model_name."""
+def load_session(path: Path, model_name: str | None = None, make_learner=None) -> Session:
+    """A session from a file, on its own model (found by path, then name) or on model_name;
+    make_learner: see Conversation (needed when the session learnt from its text)."""
     data = sessionfile.read_session(path)
     saved = data.get("model") if isinstance(data.get("model"), dict) else {}
     session = Session(sessionfile.find_model(saved, model_name))
+    session.make_learner = make_learner
     sessionfile.restore(session, data, path, reread=model_name is not None)
     return session

@@ -9,7 +9,6 @@ writing exactly what it would have written had it never stopped.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import math
 from dataclasses import asdict
@@ -18,10 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from charchat import settings as spec
+from charchat.chat import adapting, learntfile
 from charchat.chat.conversation import Conversation
+from charchat.chat.engine import Engine
 from charchat.chat.transcript import Transcript, Turn
 from charchat.errors import CharchatError, CommandError
-from charchat.files import write_file
+from charchat.files import file_sha256, write_file
 from charchat.finding import resolve_model
 from charchat.modelfile import Model, load_model
 from charchat.reading import check_regular
@@ -30,16 +31,6 @@ from charchat.settings import Settings
 FORMAT = "charchat-session"
 FORMAT_VERSION = 1
 MAX_SESSION_BYTES = 64 * 1024 * 1024
-
-
-def file_sha256(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _pack(state: np.ndarray) -> str:
@@ -57,7 +48,9 @@ def _unpack(text: str, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def save_session(session: Conversation, path: Path) -> Path:
-    """Write the session to path (see files.py for the rule on what may be replaced)."""
+    """Write the session to path (see files.py for the rule on what may be replaced), and
+    what it learnt (/adapt) beside it (learntfile.py)."""
+    path = Path(path).expanduser()
     m = session.model
     transcript = session.transcript[-spec.TRANSCRIPT_KEEP :]
     start = session.transcript_length - len(transcript)  # undo points count from here
@@ -76,12 +69,18 @@ def save_session(session: Conversation, path: Path) -> Path:
         "rng": session.rng.bit_generator.state,
         "state": _pack(session.engine.state),
         "turns": [
-            {"state": _pack(t.snapshot), "length": t.transcript_length - start, "prompt": t.prompt}
+            {
+                "state": _pack(t.snapshot),
+                "length": t.transcript_length - start,
+                "prompt": t.prompt,
+                "learnt": t.learning is not None,
+            }
             for t in session.turns
             if t.transcript_length >= start
         ],
+        "adapt": learntfile.save(session, path),
     }
-    return write_file(Path(path).expanduser(), json.dumps(data, ensure_ascii=False).encode())
+    return write_file(path, json.dumps(data, ensure_ascii=False).encode())
 
 
 def read_session(path: Path) -> dict:
@@ -132,11 +131,18 @@ def restore(
     fields = _checked(data, path, session.engine.state.shape, same_model)
     if any(c not in session.model.vocab for c in set(fields["transcript"])):
         raise CommandError(f"{path}: the transcript has characters this model does not know")
+    learnt = None
+    if same_model and data.get("adapt") is not None:
+        try:
+            learnt = learntfile.read(data["adapt"], Path(path).expanduser(), session.model)
+        except CharchatError as e:
+            raise CommandError(f"{path}: the session file is damaged: adapt: {e}") from None
     if not same_model:
         fields["state"] = _reread(session, fields["transcript"], should_stop)
         if fields["state"] is None:
             return False
         fields["turns"] = []
+    learntfile.apply(session, learnt)  # the last step that can fail
     session.settings, session.length, session.seed = (
         fields["settings"],
         fields["length"],
@@ -157,20 +163,15 @@ REREAD_CHUNK = 4096  # characters read between looks at should_stop
 
 
 def _reread(session: Conversation, transcript: str, should_stop) -> np.ndarray | None:
-    """The state after reading transcript from the start; None when stopped. The session's
-    engine is used and put back as it was."""
-    engine = session.engine
-    before = engine.state.copy()
-    try:
-        engine.reset()
-        ids = session.model.vocab.encode_known(transcript)
-        for start in range(0, len(ids), REREAD_CHUNK):
-            if should_stop():
-                return None
-            engine.feed_many(ids[start : start + REREAD_CHUNK])
-        return engine.state.copy()
-    finally:
-        engine.restore(before)
+    """The state after reading transcript from the start with the model's weights as loaded
+    (what this session learnt is not the saved session's); None when stopped."""
+    engine = Engine(session.model)
+    ids = session.model.vocab.encode_known(transcript)
+    for start in range(0, len(ids), REREAD_CHUNK):
+        if should_stop():
+            return None
+        engine.feed_many(ids[start : start + REREAD_CHUNK])
+    return engine.state.copy()
 
 
 def _checked(data: dict, path: Path, shape: tuple[int, ...], same_model: bool) -> dict:
@@ -267,7 +268,8 @@ def _turns(value, shape: tuple[int, ...]) -> list[Turn]:
         prompt = turn.get("prompt", "")
         if not isinstance(prompt, str) or len(prompt) > spec.MAX_PROMPT_CHARS:
             raise Damaged("an undo point's prompt is not text")
-        turns.append(Turn(_unpack(turn.get("state"), shape), length, prompt))
+        learnt = adapting.GONE if turn.get("learnt") is True else None  # taught: not undoable
+        turns.append(Turn(_unpack(turn.get("state"), shape), length, prompt, learnt))
     return turns
 
 

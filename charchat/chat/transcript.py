@@ -59,8 +59,10 @@ class Transcript:
 
 @dataclass
 class Turn:
-    """An undo point: the state and transcript length before a turn, and its prompt."""
+    """An undo point: the state and transcript length before a turn, and its prompt; and
+    what was learnt before it taught anything (chat/adapting.py), if it did."""
 
     snapshot: np.ndarray
     transcript_length: int
     prompt: str = ""
+    learning: object = None

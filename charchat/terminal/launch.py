@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charchat import settings as spec
+from charchat.chat import adapting
 from charchat.chat.decoding import unescape
 from charchat.chat.session import Session
 from charchat.errors import BadInput, CharchatError
@@ -32,6 +33,9 @@ class ChatOptions:
     seed: int | None = spec.SEED.default
     whole: bool = False
     echo: bool = False
+    adapt: bool = False  # learn from what is typed or piped (chat/adapting.py)
+    adapt_lr: float | None = None  # None: the model card's, else the default
+    adapt_stretch: int | None = None
 
 
 # The command-line flag for each checked option, as messages name it.
@@ -51,8 +55,20 @@ def checked(options: ChatOptions) -> ChatOptions:
     return options
 
 
-def make_session(options: ChatOptions) -> Session:
-    o = checked(options)
+def make_session(options: ChatOptions, make_learner=None) -> Session:
+    """The session the options ask for; make_learner(model, lr, stretch) is how it learns
+    (the torch half's, handed in by the command line), needed only by /adapt."""
+    session = _session(checked(options), make_learner)
+    session.make_learner = make_learner
+    session.adapt_settings = adapting.settings_for(
+        session.model, options.adapt_lr, options.adapt_stretch
+    )
+    if options.adapt:
+        adapting.start(session, *session.adapt_settings)
+    return session
+
+
+def _session(o: ChatOptions, make_learner) -> Session:
     if len(o.stops) > spec.STOPS_MOST:
         raise BadInput(f"--stop: at most {spec.STOPS_MOST} stop strings")
     if any(len(stop) > spec.STOP_CHARS for stop in o.stops):
@@ -60,15 +76,15 @@ def make_session(options: ChatOptions) -> Session:
     if o.session_file:
         from charchat.chat.session import load_session
 
-        return load_session(Path(o.session_file), o.model)
+        return load_session(Path(o.session_file), o.model, make_learner)
     settings = Settings(o.temperature, o.mode, o.top_k, o.top_p, o.min_p, o.beam_width)
     model = load_model(resolve_model(o.model))
     stops = tuple(unescape(s) for s in o.stops if s)
     return Session(model, settings, o.length, o.seed, stops=stops, norepeat=o.norepeat)
 
 
-def run_chat(options: ChatOptions) -> int:
-    session = make_session(options)
+def run_chat(options: ChatOptions, make_learner=None) -> int:
+    session = make_session(options, make_learner)
     terminal = sys.stdin.isatty() and sys.stdout.isatty()
     if options.speed is not None:
         session.speed = options.speed

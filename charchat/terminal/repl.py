@@ -21,7 +21,7 @@ from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.input.typeahead import get_typeahead
 from prompt_toolkit.key_binding import KeyBindings
 
-from charchat.chat import commands
+from charchat.chat import commands, looking
 from charchat.chat.session import Session
 from charchat.errors import CharchatError
 from charchat.events import Generated, Quit, Reading, Searching
@@ -232,7 +232,7 @@ class Repl:
 
     def banner(self) -> None:
         self.render.note(
-            f"charchat · {self.session.model_summary()} · type a prompt and press Enter; "
+            f"charchat · {looking.model_summary(self.session.model)} · type a prompt and press Enter; "
             "/help for commands, Ctrl+D to quit"
         )
 

@@ -5,6 +5,9 @@ is scored after it was learnt from, so the figure stays honest.
 The step is RMS-normalised SGD on the stretch's mean loss: a running mean of squared
 gradients (decay `decay`), step = lr × g / (√mean + eps). Dropout is off, in training mode
 (cuDNN allows a backward pass only there; CharLSTM.training_without_dropout).
+
+Adapter learns one stretch from a given state; Learner streams a whole text through it
+(`charchat eval --adapt`); ChatLearner is the chat's learner, in numpy terms (chat/adapting.py).
 """
 
 from __future__ import annotations
@@ -16,23 +19,59 @@ import torch
 import torch.nn.functional as F
 
 from charchat.errors import CharchatError
+from charchat.modelfile import Model
 from charchat.settings import ADAPT_LR, ADAPT_STRETCH
 from charchat.train.model import CharLSTM
 
 
 @dataclass(frozen=True)
 class AdaptSettings:
-    lr: float = ADAPT_LR
-    stretch: int = ADAPT_STRETCH  # characters scored, then learnt from, at a time
+    lr: float = ADAPT_LR.default
+    stretch: int = ADAPT_STRETCH.default  # characters scored, then learnt from, at a time
     decay: float = 0.99  # of the running mean of squared gradients
     eps: float = 1e-5
 
     def check(self) -> AdaptSettings:
-        if not 0 < self.lr <= 1:
-            raise CharchatError("--adapt-lr must be above 0 and at most 1")
-        if not 1 <= self.stretch <= 100_000:
-            raise CharchatError("--adapt-stretch must be from 1 to 100000 characters")
+        for setting, value in ((ADAPT_LR, self.lr), (ADAPT_STRETCH, self.stretch)):
+            try:
+                setting.check(value)
+            except CharchatError as e:
+                raise CharchatError(f"{setting.flag}: {e}") from None
         return self
+
+
+class Adapter:
+    """A module that learns from what it reads, a stretch at a time."""
+
+    def __init__(self, module: CharLSTM, device, settings: AdaptSettings = AdaptSettings()):
+        self.module, self.device, self.settings = module, device, settings.check()
+        self.params = [p for p in module.parameters() if p.requires_grad]
+        self.mean_square = [torch.zeros_like(p) for p in self.params]
+
+    def stretch(self, ids: np.ndarray, state) -> tuple[float, tuple]:
+        """Nats of predicting every id, the first from state (the state of having read what
+        precedes ids, as nn.LSTM shapes it); then one step on their mean. Returns the nats
+        and the state after the ids, computed with the weights before the step."""
+        ids_t = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=self.device)
+        with self.module.training_without_dropout() as module:
+            first = module.head(state[0][-1])  # (1, vocab): from the top layer's h
+            logits, after = module(ids_t[None], state)
+            predicted = torch.cat([first, logits[0, :-1]]).float()
+            loss = F.cross_entropy(predicted, ids_t, reduction="sum")
+            module.zero_grad(set_to_none=True)
+            (loss / len(ids_t)).backward()
+            self._step()
+        return loss.item(), tuple(s.detach() for s in after)
+
+    @torch.no_grad()
+    def _step(self) -> None:
+        s = self.settings
+        for p, mean_square in zip(self.params, self.mean_square, strict=True):
+            if p.grad is None:
+                continue
+            mean_square.mul_(s.decay).addcmul_(p.grad, p.grad, value=1 - s.decay)
+            p.sub_(s.lr * p.grad / (mean_square.sqrt() + s.eps))
+            p.grad = None
 
 
 class Learner:
@@ -40,15 +79,17 @@ class Learner:
     but the model learns from each stretch right after scoring it."""
 
     def __init__(self, module: CharLSTM, device, settings: AdaptSettings = AdaptSettings()):
-        self.module, self.device, self.settings = module, device, settings.check()
-        self.params = [p for p in module.parameters() if p.requires_grad]
-        self.mean_square = [torch.zeros_like(p) for p in self.params]
-        self.state = None
-        self.last: torch.Tensor | None = None  # the id read before the next stretch
+        self.adapter = Adapter(module, device, settings)
+        self.settings = self.adapter.settings
+        with torch.no_grad():
+            self.state = tuple(s.clone() for s in module.initial_state(1))
         self.pending = np.empty(0, dtype=np.int64)  # ids not yet scored
         self.total = 0.0
         self.count = 0
-        self.learnt = 0  # characters learnt from
+
+    @property
+    def learnt(self) -> int:
+        return self.count  # every character scored is then learnt from
 
     def add(self, ids: np.ndarray) -> None:
         """Score and learn from every whole stretch; the rest waits for more (or finish)."""
@@ -65,35 +106,49 @@ class Learner:
             self.pending = self.pending[:0]
 
     def _stretch(self, ids: np.ndarray) -> None:
-        ids_t = torch.as_tensor(ids, device=self.device)
-        with self.module.training_without_dropout() as module:
-            if self.last is None:
-                with torch.no_grad():  # the first character, from the starting state
-                    first = module.first_logits()[None].float()
-                    self.total += F.cross_entropy(first, ids_t[:1], reduction="sum").item()
-                self.count += 1
-                if len(ids_t) == 1:
-                    self.last = ids_t[-1:]
-                    return
-                inputs, targets = ids_t[:-1], ids_t[1:]
-            else:
-                inputs, targets = torch.cat([self.last, ids_t[:-1]]), ids_t
-            logits, state = module(inputs[None], self.state)
-            loss = F.cross_entropy(logits[0].float(), targets, reduction="sum")
-            self.total += loss.item()
-            self.count += len(targets)
-            module.zero_grad(set_to_none=True)
-            (loss / len(targets)).backward()
-            self._step()
-        self.state = tuple(s.detach() for s in state)
-        self.last = ids_t[-1:]
-        self.learnt += len(targets)
+        nats, self.state = self.adapter.stretch(ids, self.state)
+        self.total += nats
+        self.count += len(ids)
+
+
+class ChatLearner:
+    """The chat's learner (chat/adapting.py drives it): numpy in, numpy out. The weights it
+    hands out are views of the module's own, so reading them copies nothing."""
+
+    def __init__(self, model: Model, settings: AdaptSettings):
+        self.model = model
+        self.settings = settings.check()
+        self.module = CharLSTM.from_file(model)
+        self.adapter = Adapter(self.module, torch.device("cpu"), self.settings)
+        self._names = [n for n, p in self.module.named_parameters() if p.requires_grad]
+        self._loaded = self.snapshot()
+
+    def learn(self, ids: np.ndarray, state: np.ndarray) -> float:
+        """One stretch read from state ((h, c) x layers x hidden, as the engine keeps it);
+        its nats."""
+        h, c = (torch.from_numpy(np.ascontiguousarray(s))[:, None, :] for s in state)
+        nats, _ = self.adapter.stretch(ids, (h, c))
+        return nats
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().numpy() for k, v in self.module.state_dict().items()}
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """Everything learnt: the weights and the running mean squares, copied."""
+        ms = dict(zip(self._names, self.adapter.mean_square, strict=True))
+        return {k: v.copy() for k, v in self.weights().items()} | {
+            f"mean_square.{k}": v.detach().numpy().copy() for k, v in ms.items()
+        }
 
     @torch.no_grad()
-    def _step(self) -> None:
-        s = self.settings
-        for p, mean_square in zip(self.params, self.mean_square, strict=True):
-            if p.grad is None:
-                continue
-            mean_square.mul_(s.decay).addcmul_(p.grad, p.grad, value=1 - s.decay)
-            p.sub_(s.lr * p.grad / (mean_square.sqrt() + s.eps))
+    def restore(self, snapshot: dict[str, np.ndarray] | None) -> None:
+        """Back to a snapshot; None: the weights as loaded, nothing learnt."""
+        snapshot = self._loaded if snapshot is None else snapshot
+        for name, p in self.module.named_parameters():
+            p.copy_(torch.from_numpy(snapshot[name]))
+        for name, mean_square in zip(self._names, self.adapter.mean_square, strict=True):
+            mean_square.copy_(torch.from_numpy(snapshot[f"mean_square.{name}"]))
+
+
+def chat_learner(model: Model, lr: float, stretch: int) -> ChatLearner:
+    return ChatLearner(model, AdaptSettings(lr=lr, stretch=stretch))

@@ -14,10 +14,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from charchat.chat.adapting import settings_for
 from charchat.errors import CharchatError
 from charchat.finding import resolve_model
 from charchat.modelfile import Model, load_model
 from charchat.reading import check_regular, text_chunks
+from charchat.train.adapt import AdaptSettings, Learner
 from charchat.train.model import CharLSTM
 from charchat.train.textfiles import code_points, id_table
 
@@ -175,8 +177,6 @@ def _evaluate_pieces(
     """Score text arriving in pieces; memory stays that of one piece. on_progress(characters)
     is told how many characters have been scored so far. With adapt (AdaptSettings), the
     text is also scored by a copy of the model that learns as it reads."""
-    from charchat.train.adapt import Learner
-
     lookup = id_table(model.vocab, np.int32, missing=-1)
     cpu = torch.device("cpu")
     scorer = Scorer(CharLSTM.from_file(model), cpu, temperatures=temperatures)
@@ -219,7 +219,8 @@ def evaluate_file(
     """Score a text file read in chunks (never whole in memory); with tail, only its last
     fraction, read after nothing, as a separate text would be. on_start(characters to score)
     and on_progress(characters scored) follow the work; the text is also scored at each of
-    the temperatures given."""
+    the temperatures given. adapt: AdaptSettings, or (lr, stretch) where None takes the
+    model card's fitted value, else the default."""
     if tail is not None and not 0 < tail <= 1:
         raise CharchatError("--tail must be above 0 and at most 1")
     if threads is not None:
@@ -236,6 +237,8 @@ def evaluate_file(
     if on_start:
         on_start(length - skip)
     pieces = _after(text_chunks(text_path), skip)
+    if adapt is not None and not isinstance(adapt, AdaptSettings):  # (lr, stretch), None: card's
+        adapt = AdaptSettings(*settings_for(loaded, *adapt)).check()
     return _evaluate_pieces(loaded, pieces, on_progress, temperatures, adapt)
 
 
