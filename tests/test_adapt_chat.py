@@ -323,3 +323,17 @@ def test_the_status_bar_says_it_is_learning(model):
     with pytest.raises(CommandError, match="say /adapt on"):
         run(session, "/adapt sideways")
     assert pexpect  # the real-terminal test above uses it
+
+
+def test_text_the_model_does_not_know_is_not_learnt_and_a_new_model_starts_afresh(model):
+    session = session_on(model)
+    run(session, "/adapt on")
+    events = run(session, "日本語")
+    assert session.adapting.learnt == 0
+    assert events[0].text == "" and events[0].dropped == ["日", "本", "語"]
+    run(session, "the cat")
+    assert session.adapting.learnt == len("the cat")
+    message = run(session, f"/model {model.path}")[0].text
+    assert "adapt off (what was learnt belongs to the other model" in message
+    assert session.adapting is None
+    assert same(weights(session), weights(session_on(model)))

@@ -119,9 +119,11 @@ def on_model(session, name: str):
     model = load_model(resolve_model(name))  # CharchatError leaves the session as it was
     if session.stop_requested:
         return Info("/model stopped; still on " + session.model.name)
-    watching = session.novelty is not None
+    watching, learning = session.novelty is not None, session.adapting is not None
     session.switch_model(model)
     note = "; novelty off (it was for the other model's text)" if watching else ""
+    if learning:
+        note += "; adapt off (what was learnt belongs to the other model: /adapt save keeps it)"
     return Info(f"switched to {looking.model_summary(session.model)}; transcript restarted{note}")
 
 
