@@ -337,3 +337,16 @@ def test_text_the_model_does_not_know_is_not_learnt_and_a_new_model_starts_afres
     assert "adapt off (what was learnt belongs to the other model" in message
     assert session.adapting is None
     assert same(weights(session), weights(session_on(model)))
+
+
+def test_the_learners_state_is_the_engines_when_nothing_is_shown_per_character(model):
+    """With colours off the learner alone reads each stretch and hands the engine its state;
+    with them on the engine reads it too: both states and weights agree."""
+    alone, shown = session_on(model), session_on(model, surprise_colours=True)
+    for s in (alone, shown):
+        run(s, "/adapt on")
+        run(s, TEXT)
+    assert np.allclose(alone.engine.state, shown.engine.state, atol=1e-5)
+    pairs = zip(weights(alone), weights(shown), strict=True)
+    assert all(np.allclose(a, b, atol=1e-5) for a, b in pairs)
+    assert not np.allclose(alone.engine.state, session_on(model).engine.state, atol=1e-3)

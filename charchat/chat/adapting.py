@@ -47,10 +47,13 @@ class Adapting:
     on: bool = True
     learnt: int = 0  # characters learnt from since the model was loaded
 
-    def learn(self, engine, ids, before: np.ndarray) -> None:
-        """Learn from ids, read from the state `before` (the engine has read them already,
-        with the weights before this step); the engine takes the new weights."""
-        self.learner.learn(np.asarray(ids, dtype=np.int64), before)
+    def learn(self, engine, ids, before: np.ndarray, read: bool = True) -> None:
+        """Learn from ids, read from the state `before`; the engine takes the new weights.
+        read: the engine has read them already (with the weights before this step); if not,
+        it takes the learner's state after them, computed with those same weights."""
+        _, after = self.learner.learn(np.asarray(ids, dtype=np.int64), before)
+        if not read:
+            engine.restore(after)
         engine.load_weights(self.learner.weights())
         self.learnt += len(ids)
 

@@ -104,15 +104,17 @@ class Conversation:
     def _read(self, ids: list[int], text: str, surprisal, cells, turn: Turn):
         """Feed the prompt a chunk at a time, the transcript keeping pace; yield the count.
         surprisal and cells, when given, get a value per character. While /adapt is on, each
-        chunk is a stretch, learnt from once read."""
+        chunk is a stretch, learnt from once read (by the learner alone when nothing per
+        character is shown: it reads the stretch anyway)."""
         learning = self.adapting if self.adapting is not None and self.adapting.on else None
         step = learning.stretch if learning else PRIME_CHUNK
         for start in range(0, len(ids), step):
             chunk = ids[start : start + step]
             before = self.engine.snapshot() if learning else None
-            if surprisal is None and cells is None:
+            plain = surprisal is None and cells is None  # else the engine reads it, to see
+            if plain and not learning:
                 self.engine.feed_many(chunk)
-            else:
+            elif not plain:
                 for i in chunk:
                     if surprisal is not None:
                         surprisal.append(float(-log_softmax(self.engine.logits())[i] * LOG2E))
@@ -127,7 +129,7 @@ class Conversation:
                 self.novelty.follow(chunk)
             if learning:
                 adapting.before_learning(self, turn)
-                learning.learn(self.engine, chunk, before)
+                learning.learn(self.engine, chunk, before, read=not plain)
             yield start + len(chunk)
 
     def generate(self, length: float) -> Iterator:

@@ -123,12 +123,12 @@ class ChatLearner:
         self._names = [n for n, p in self.module.named_parameters() if p.requires_grad]
         self._loaded = self.snapshot()
 
-    def learn(self, ids: np.ndarray, state: np.ndarray) -> float:
+    def learn(self, ids: np.ndarray, state: np.ndarray) -> tuple[float, np.ndarray]:
         """One stretch read from state ((h, c) x layers x hidden, as the engine keeps it);
-        its nats."""
+        its nats and the state after it (read with the weights before the step)."""
         h, c = (torch.from_numpy(np.ascontiguousarray(s))[:, None, :] for s in state)
-        nats, _ = self.adapter.stretch(ids, (h, c))
-        return nats
+        nats, (h, c) = self.adapter.stretch(ids, (h, c))
+        return nats, torch.stack([h[:, 0], c[:, 0]]).numpy()
 
     def weights(self) -> dict[str, np.ndarray]:
         return {k: v.detach().numpy() for k, v in self.module.state_dict().items()}
