@@ -192,11 +192,8 @@ def evaluate(
     from charchat.train.evaluate import evaluate_file
 
     for setting, value in ((spec.ADAPT_LR, adapt_lr), (spec.ADAPT_STRETCH, adapt_stretch)):
-        try:
-            if value is not None:
-                setting.check(value, f"{value:g}")
-        except CharchatError as e:
-            fail(f"{setting.flag}: {e}")
+        if value is not None:
+            setting.check_flag(value)
     with ScoringProgress(enabled=sys.stderr.isatty()) as progress:
         learning = (adapt_lr, adapt_stretch) if adapt else None
         result = evaluate_file(

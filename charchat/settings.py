@@ -23,6 +23,13 @@ class Named:
     placeholder: str = ""
     summary: str = ""
 
+    def check_flag(self, value):
+        """value when it is allowed; a CharchatError that names the flag otherwise."""
+        try:
+            return self.check(value)
+        except CharchatError as e:
+            raise CharchatError(f"{self.flag}: {e}") from None
+
 
 @dataclass(frozen=True)
 class Number(Named):
@@ -44,6 +51,8 @@ class Number(Named):
 
     def error(self, given: object) -> CharchatError:
         kind = "a whole number" if self.whole else "a number"
+        if isinstance(given, float):
+            given = f"{given:g}"
         return CharchatError(f"{self.what} must be {kind} {self.describe()}, not {given}")
 
     def check(self, value: float | int, given: str | None = None) -> float | int:

@@ -350,3 +350,15 @@ def test_the_learners_state_is_the_engines_when_nothing_is_shown_per_character(m
     pairs = zip(weights(alone), weights(shown), strict=True)
     assert all(np.allclose(a, b, atol=1e-5) for a, b in pairs)
     assert not np.allclose(alone.engine.state, session_on(model).engine.state, atol=1e-3)
+
+
+def test_reread_into_another_model_says_what_was_learnt_stays_behind(model, tmp_path):
+    session = session_on(model)
+    run(session, "/adapt on")
+    run(session, TEXT)
+    run(session, f"/session save {tmp_path / 's.json'}")
+    other = load_model(save_model(random_model(seed=8), tmp_path / "other.safetensors"))
+    elsewhere = session_on(other)
+    message = run(elsewhere, f"/session load {tmp_path / 's.json'} reread")[0].text
+    assert "read into this model (what it learnt with /adapt stays with its own model)" in message
+    assert elsewhere.adapting is None and elsewhere.transcript == session.transcript

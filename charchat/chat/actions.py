@@ -167,6 +167,8 @@ def on_session(session, value):
         return Info(f"/session load stopped while rereading {filename}; nothing changed")
     session.follow_transcript()
     how = "its transcript read into this model" if reread else "continuing exactly"
+    if reread and isinstance(data.get("adapt"), dict) and data["adapt"].get("learnt"):
+        how += " (what it learnt with /adapt stays with its own model)"
     return Info(f"session loaded from {filename}: {session.transcript_length:,} characters, {how}")
 
 

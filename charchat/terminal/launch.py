@@ -44,14 +44,14 @@ FLAGS = {setting.field: (setting.flag, setting) for setting in spec.CHAT_OPTIONS
 
 def checked(options: ChatOptions) -> ChatOptions:
     """The options, each within the bounds settings.py gives; a BadInput names the flag."""
-    for field, (flag, setting) in FLAGS.items():
-        value = getattr(options, field)
+    for setting in spec.CHAT_OPTIONS:
+        value = getattr(options, setting.field)
         if value is None:
             continue
         try:
-            setting.check(value)
+            setting.check_flag(value)
         except CharchatError as e:
-            raise BadInput(f"{flag}: {e}") from None
+            raise BadInput(str(e)) from None
     return options
 
 

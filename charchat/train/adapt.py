@@ -18,7 +18,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from charchat.errors import CharchatError
 from charchat.modelfile import Model
 from charchat.settings import ADAPT_LR, ADAPT_STRETCH
 from charchat.train.model import CharLSTM
@@ -32,11 +31,8 @@ class AdaptSettings:
     eps: float = 1e-5
 
     def check(self) -> AdaptSettings:
-        for setting, value in ((ADAPT_LR, self.lr), (ADAPT_STRETCH, self.stretch)):
-            try:
-                setting.check(value)
-            except CharchatError as e:
-                raise CharchatError(f"{setting.flag}: {e}") from None
+        ADAPT_LR.check_flag(self.lr)
+        ADAPT_STRETCH.check_flag(self.stretch)
         return self
 
 
