@@ -114,6 +114,12 @@ def train(
     ),
     seed: int = typer.Option(1234, "--seed", help="Random seed."),
     device: Device = typer.Option(Device.auto, "--device", help="Where to train."),
+    start_from: str | None = typer.Option(
+        None,
+        "--from",
+        help="Fine-tune: start from this model (a bundled name or a model file) instead of "
+        "random weights; it keeps its architecture and gains the text's new characters.",
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run checkpointed for OUT."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing model file."),
 ) -> None:
@@ -155,6 +161,7 @@ def train(
                 "device": device.value,
                 "precision": precision.value,
             },
+            start_from=start_from,
             resume=resume,
             force=force,
             argv=sys.argv[1:],

@@ -178,9 +178,32 @@ def show_cell(session, layer: int, cell: int) -> list:
 
 
 def model_summary(m) -> str:
-    corpus = m.card.get("corpus", "unknown text")
     shape = f"{m.config.layers}x{m.config.hidden} LSTM"
-    return f"{m.name} ({shape}, {m.parameters / 1e6:.1f}M parameters, trained on {corpus})"
+    return f"{m.name} ({shape}, {m.parameters / 1e6:.1f}M parameters, {trained_on(m.card)})"
+
+
+def trained_on(card: dict) -> str:
+    """"trained on nietzsche.txt", or "fine-tuned from nietzsche on mine.txt"."""
+    corpus = card.get("corpus", "unknown text")
+    parent = card.get("fine_tuned_from")
+    if isinstance(parent, dict) and isinstance(parent.get("name"), str):
+        return f"fine-tuned from {parent['name']} on {corpus}"
+    return f"trained on {corpus}"
+
+
+def lineage_text(card: dict) -> str | None:
+    """The fine-tuning lineage in one line: parent, its file, its figure, what was added."""
+    parent = card.get("fine_tuned_from")
+    if not isinstance(parent, dict) or not isinstance(parent.get("name"), str):
+        return None
+    parts = [str(parent.get(key)) for key in ("architecture", "headline") if parent.get(key)]
+    if isinstance(parent.get("sha256"), str):
+        parts.append(f"sha256 {parent['sha256'][:12]}")
+    text = f"from {parent['name']}" + (f" ({'; '.join(parts)})" if parts else "")
+    added = parent.get("added")
+    if isinstance(added, list) and added:
+        text += f", {len(added)} new characters"
+    return text + f" on {card.get('corpus', 'unknown text')}"
 
 
 def card_rows(session) -> list:
@@ -218,6 +241,10 @@ def card_rows(session) -> list:
     calibration = calibration_text(card.get("calibration"))
     if calibration:
         rows.append(("calibration", calibration))
+    if lineage_text(card):
+        rows.append(("fine-tuned", lineage_text(card)))
+    if card.get("kept"):
+        rows.append(("kept", str(card["kept"])))
     parent = card.get("adapted_from")
     if isinstance(parent, dict) and isinstance(parent.get("characters"), int):
         rows.append(("adapted", f"from {parent.get('name')} on {parent['characters']:,} chars"))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from charchat.chat.looking import trained_on
 from charchat.chat.novelty import MAX_INDEX_CHARS, TextIndex, novelty_of
 from charchat.chat.session import Session
 from charchat.errors import CharchatError
@@ -104,7 +105,7 @@ def models_table() -> None:
                 where,
                 f"{m.parameters / 1e6:.2f}M ({m.config.layers}x{m.config.hidden})",
                 str(len(m.vocab)),
-                str(card.get("corpus", "?")),
+                trained_on(card).removeprefix("trained on "),
                 f"{bpc:.3f}" if isinstance(bpc, (int, float)) and math.isfinite(bpc) else "-",
                 path.stat().st_size,
             )

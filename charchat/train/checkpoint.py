@@ -81,7 +81,8 @@ def check_identity(meta: dict, identity: dict) -> None:
             # Settings added since the checkpoint was written had their default value then.
             earlier = asdict(ModelConfig()) | earlier
         if earlier != value:
-            what = "corpus" if key == "corpus_sha256" else key.replace("_", " ")
+            names = {"corpus_sha256": "corpus", "parent_sha256": "--from model"}
+            what = names.get(key, key.replace("_", " "))
             raise CharchatError(
                 f"cannot resume: the checkpoint was made with a different {what} "
                 f"(start a new run, or use the original settings)"

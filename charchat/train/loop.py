@@ -26,20 +26,13 @@ from charchat.events import (
     TrainingStarted,
     Validated,
 )
-from charchat.modelfile import Model, load_model, save_model
-from charchat.train.checkpoint import (
-    numpy_state,
-)
+from charchat.modelfile import Model, save_model
 from charchat.train.corpus import Batches, Corpus
 from charchat.train.distributed import ALONE
 from charchat.train.evaluate import held_out_nats_per_char
 from charchat.train.model import CharLSTM
 from charchat.train.progress_samples import sample_prompt, temperature_samples
-from charchat.train.recipe import (
-    TrainingInterrupted,
-    check_precision,
-    pick_device,
-)
+from charchat.train.recipe import TrainingInterrupted, check_precision, pick_device
 from charchat.train.resume import Progress, Resumable
 from charchat.train.starting import (
     FIT_LENGTH,
@@ -92,6 +85,13 @@ class Trainer(Resumable):
         self.plan: dict | None = None  # the budget plan this run follows, for the card
         self.starting_state_steps = 0  # fitted to text starts at the end (starting.py)
         self._saved_latest = False  # the model file holds the weights as they are now
+        self.parent: dict | None = None  # fine-tuning: the model it started from (finetune.py)
+
+    def start_from(self, tensors: dict, lineage: dict) -> None:
+        """Begin from another model's weights (its vocabulary already extended to this one's)."""
+        weights = {k: torch.from_numpy(v).to(self.device) for k, v in tensors.items()}
+        self.module.load_state_dict(self.module.state_dict() | weights)
+        self.parent = lineage
 
     @property
     def hidden(self):
@@ -159,7 +159,7 @@ class Trainer(Resumable):
         better, module = (averaged, self.average.module) if averaged < val else (val, None)
         self._saved_latest = False
         if math.isfinite(better) and better < p.best_val:
-            p.best_val = better
+            p.best_val, p.best_step = better, p.step
             save_model(self.model_file(module), self.out)
             self._saved_latest = module is None
         elif not self.corpus.val and p.step > 0:  # nothing held out: keep the latest...
@@ -237,6 +237,8 @@ class Trainer(Resumable):
                 self._checkpoint_round()
                 round_clock = (time.perf_counter(), p.step)
                 self._round_seconds = round_clock[0] - round_started
+                if self._patience_spent():
+                    break
         if p.step == 0:
             raise CharchatError(
                 "the time budget ran out before the first step; nothing was saved "
@@ -248,6 +250,13 @@ class Trainer(Resumable):
             self._fit_saved_model()
         return self.model_file()
 
+    def _patience_spent(self) -> bool:
+        """cfg.patience validation rounds in a row without a better score: memorising."""
+        p, patience = self.progress, self.cfg.patience
+        rounds = sum(1 for row in p.history if row[0] > p.best_step)
+        p.stopped_early = rounds if patience and self.corpus.val and rounds >= patience else 0
+        return self.world.from_main(p.stopped_early) > 0
+
     def _fit_starting_state(self, module: CharLSTM) -> int:
         newline = self.corpus.vocab.index.get("\n")
         head = self.corpus.train[:STARTS_SCANNED]
@@ -256,21 +265,6 @@ class Trainer(Resumable):
         )
         self.on_event(StartingStateFitted(steps))
         return steps
-
-    def _fit_saved_model(self) -> None:
-        """The file holds earlier or averaged weights (they scored best): fit their starting
-        state too, and score them again with it."""
-        saved = load_model(self.out)
-        module = CharLSTM.from_file(saved).to(self.device)
-        steps = self._fit_starting_state(module)
-        card = saved.card | {
-            "initial_state": f"fitted to where texts start ({steps} steps, other weights frozen)"
-        }
-        if self.corpus.val:
-            val = self._validation_nats(module)
-            card["best_val_nats_per_char"] = round(val, 5)
-            card["best_val_bits_per_char"] = round(val / math.log(2), 5)
-        save_model(Model(saved.vocab, saved.config, numpy_state(module), card), self.out)
 
     def _checkpoint_round(self, final: bool = False) -> None:
         p = self.progress

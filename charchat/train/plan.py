@@ -35,6 +35,7 @@ class Plan:
     passes: float = 0.0  # expected passes over the training text
     precision: str = "fp32"
     threads: int | None = None
+    what: str = ""  # how the line begins ("fine-tune the", or a fresh model)
 
     def line(self, model: ModelConfig | None = None, train: dict | None = None) -> str:
         """The plan as one line; with the model and settings finally used, if flags changed
@@ -42,7 +43,7 @@ class Plan:
         m, t = model or self.model, {**self.train, **(train or {})}
         where = "spread over the text" if t.get("val_pieces", 1) > 1 else "the end"
         return (
-            f"plan: {m.layers}x{m.hidden} LSTM (embedding {m.embedding}, dropout {m.dropout:g}), "
+            f"plan: {self.what}{m.layers}x{m.hidden} LSTM (embedding {m.embedding}, dropout {m.dropout:g}), "
             f"batch {t['batch_size']}x{t['seq_len']}, lr {t['lr']:g}, "
             f"{self.precision}, {self.threads or 'default'} threads, "
             f"{self.chars_per_second:,.0f} chars/s measured, "
@@ -97,3 +98,42 @@ def plan_for(
         "eval_every": max(50, int(steps / 8)),
     }
     return Plan(model, train, speeds[name], passes[name], precision, threads)
+
+
+# Fine-tuning (the race in benchmarks/README.md, "Your own text"): the parent already knows the
+# language, so a gentler rate; a small text is read many times in a short budget, so the
+# validation sample is scored often and the run stops once it no longer improves.
+FINE_TUNE_LR = 1e-3
+FINE_TUNE_ROUNDS = 16  # validations over the budget
+FINE_TUNE_PATIENCE = 3  # rounds without a better score before it stops
+# without --minutes: TrainConfig's defaults, but these
+FINE_TUNE_DEFAULTS = {"lr": FINE_TUNE_LR, "warmup_steps": 30, "patience": FINE_TUNE_PATIENCE}
+
+
+def plan_fine_tuning(
+    seconds: float,
+    corpus_chars: int,
+    speed: float,
+    parent: ModelConfig,
+    precision: str = "fp32",
+    threads: int | None = None,
+) -> Plan:
+    """The plan for fine-tuning a model of architecture `parent` (which training at `speed`
+    chars/s here) for `seconds` on a text of `corpus_chars` characters."""
+    val_fraction = min(VAL_FRACTION_MOST, VAL_CHARS / max(1, corpus_chars))
+    train_chars = max(1.0, corpus_chars * (1 - val_fraction))
+    passes = speed * seconds * (1 - OVERHEAD) / train_chars
+    steps = speed * seconds * (1 - OVERHEAD) / (BATCH_SIZE * SEQ_LEN)
+    train = {
+        "batch_size": BATCH_SIZE,
+        "seq_len": SEQ_LEN,
+        "lr": FINE_TUNE_LR,
+        "weight_decay": 0.01,
+        "warmup_steps": 30,
+        "min_lr_ratio": 0.1,
+        "val_fraction": round(val_fraction, 6),
+        "val_pieces": VAL_PIECES if val_fraction < VAL_FRACTION_MOST else 1,
+        "eval_every": max(20, int(steps / FINE_TUNE_ROUNDS)),
+        "patience": FINE_TUNE_PATIENCE,
+    }
+    return Plan(parent, train, speed, passes, precision, threads, "fine-tune the ")

@@ -100,21 +100,26 @@ class Measured:
     def speeds(
         self, vocab_size: int, device: torch.device, batch=32, seq=64, deadline=None
     ) -> dict:
-        """chars/s of each model the planner may choose, at the precision and threads found;
-        past the deadline (time.monotonic()), estimated from the 1x512's."""
+        """chars/s of each model the planner may choose, at the precision and threads found."""
         from charchat.train.plan import CANDIDATES
 
-        speeds = {"1x512": self.chars_per_second}
-        for name, config in CANDIDATES.items():
-            if name in speeds:
-                continue
-            if deadline is not None and time.monotonic() >= deadline:
-                speeds[name] = self.chars_per_second * TWO_LAYER_SHARE
-                continue
-            speeds[name] = chars_per_second(
-                vocab_size, config, batch, seq, self.precision, device, seconds=MEASURE_SECONDS
-            )
-        return speeds
+        return {
+            name: self.speed_of(config, vocab_size, device, batch, seq, deadline)
+            for name, config in CANDIDATES.items()
+        }
+
+    def speed_of(
+        self, config: ModelConfig, vocab_size: int, device, batch=32, seq=64, deadline=None
+    ) -> float:
+        """chars/s of one model at the precision and threads found; past the deadline
+        (time.monotonic()), estimated from the reference model's."""
+        if config == REFERENCE:
+            return self.chars_per_second
+        if deadline is not None and time.monotonic() >= deadline:
+            return self.chars_per_second * TWO_LAYER_SHARE * 2 / max(2, config.layers)
+        return chars_per_second(
+            vocab_size, config, batch, seq, self.precision, device, seconds=MEASURE_SECONDS
+        )
 
 
 def probe(

@@ -39,6 +39,7 @@ class TrainConfig:
     restart_share: float = 1 / 32  # streams restarted from the learned initial state per window
     average_from: float | None = None  # from this fraction of the schedule, average the weights
     eval_every: int = 200  # steps between validations (and checkpoints)
+    patience: int | None = None  # stop after this many validation rounds without a better one
     sample_every: int = 5  # validations between temperature samples
     sample_length: int = 160
 
@@ -46,6 +47,7 @@ class TrainConfig:
         """Every number finite and in range, before anything runs."""
         whole = {"seq_len": self.seq_len, "batch_size": self.batch_size}
         whole |= {"eval_every": self.eval_every, "threads": self.threads, "steps": self.steps}
+        whole |= {"patience": self.patience}
         for name, value in whole.items():
             if value is not None and not (isinstance(value, int) and 0 < value <= 1_000_000):
                 raise CharchatError(f"--{name.replace('_', '-')} must be a whole number above 0")

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from charchat.events import Resumed
-from charchat.modelfile import Model
+from charchat.modelfile import Model, load_model, save_model
 from charchat.train.checkpoint import (
     check_identity,
     checkpoint_path,
@@ -20,6 +20,7 @@ from charchat.train.checkpoint import (
     read_checkpoint_meta,
     save_checkpoint,
 )
+from charchat.train.model import CharLSTM
 from charchat.train.recipe import training_card
 
 
@@ -34,6 +35,8 @@ class Progress:
     chars_seen: int = 0
     skipped_steps: int = 0
     lr_scale: float = 1.0  # halved on each roll-back after non-finite steps
+    best_step: int = 0  # the step whose weights scored best_val
+    stopped_early: int = 0  # rounds without a better validation when it stopped (patience)
     # [step, elapsed s, val bits/char, val bits/char of the averaged weights or None]
     history: list = field(default_factory=list)
     # [step, elapsed s, mean training loss in bits/char since the row before] (this process's)
@@ -64,6 +67,10 @@ class Resumable:
             )
         if self.replica_digest:
             card["weights_sha256_on_every_process"] = self.replica_digest
+        if self.parent:
+            card["fine_tuned_from"] = self.parent
+        if self.corpus.val and self.progress.history:
+            card["kept"] = self.kept_note()
         tensors = numpy_state(module or self.module)
         return Model(self.corpus.vocab, self.model_config, tensors, card)
 
@@ -76,7 +83,17 @@ class Resumable:
             "val_fraction": self.cfg.val_fraction,
             "val_pieces": self.cfg.val_pieces,
             "seed": self.cfg.seed,
+            "parent_sha256": self.parent["sha256"] if self.parent else None,
         }
+
+    def kept_note(self) -> str:
+        """Which validation round's weights the model file holds, and why."""
+        p = self.progress
+        note = f"the weights of step {p.best_step:,} of {p.step:,}: the best validation round"
+        if p.stopped_early:
+            note += f"; stopped after {p.stopped_early} rounds without a better one"
+            note += " (learning the text by heart)"
+        return note
 
     def save_checkpoint(self) -> None:
         """Written by the main process, with every process's random generator and state."""
@@ -127,3 +144,19 @@ class Resumable:
                 rows = self.batches.rows
                 self.hidden = tuple(h[:, rows].contiguous() for h in self.hidden)
         self.on_event(Resumed(self.progress.step))
+
+    def _fit_saved_model(self) -> None:
+        """The file holds earlier or averaged weights (they scored best): fit their starting
+        state too, and score them again with it."""
+        saved = load_model(self.out)
+        module = CharLSTM.from_file(saved).to(self.device)
+        steps = self._fit_starting_state(module)
+        card = saved.card | {
+            "initial_state": f"fitted to where texts start ({steps} steps, other weights frozen)"
+        }
+        card |= {"kept": self.kept_note()} if self.corpus.val else {}
+        if self.corpus.val:
+            val = self._validation_nats(module)
+            card["best_val_nats_per_char"] = round(val, 5)
+            card["best_val_bits_per_char"] = round(val / math.log(2), 5)
+        save_model(Model(saved.vocab, saved.config, numpy_state(module), card), self.out)

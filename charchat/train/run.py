@@ -68,11 +68,15 @@ def run_training(
     force: bool,
     argv: list[str],
     view_for,
+    start_from: str | None = None,
 ) -> int:
-    """Train; under torchrun, as one of several processes of which the first prints and writes."""
+    """Train; under torchrun, as one of several processes of which the first prints and writes.
+    start_from: a model to fine-tune (finetune.py) instead of starting from random weights."""
     from charchat.train.distributed import leave, world_from_environment
+    from charchat.train.finetune import load_parent
 
     launched = time.monotonic()
+    parent = load_parent(start_from) if start_from else None
     corpus = [corpus] if isinstance(corpus, (str, Path)) else list(corpus)
     path = output_path(Path(corpus[0]).resolve(), name, out)
     world = world_from_environment(train_options.get("device") or "auto")
@@ -88,6 +92,7 @@ def run_training(
         launched,
         world,
         view_for,
+        parent,
     )
     try:
         if not world.main:
@@ -104,14 +109,27 @@ def run_training(
 
 
 def _run_locked(
-    corpus, path, preset, arch_overrides, train_options, resume, argv, launched, world, view_for
+    corpus,
+    path,
+    preset,
+    arch_overrides,
+    train_options,
+    resume,
+    argv,
+    launched,
+    world,
+    view_for,
+    parent,
 ):
     from charchat.train.choosing import choose_recipe
+    from charchat.train.finetune import merged_vocab, read_with
     from charchat.train.recipe import TrainingInterrupted
 
     text = read_corpus(corpus) if world.main else None
     world.from_main(None)  # the others read after the main, from the ids it cached
     text = text or read_corpus(corpus)
+    if parent is not None:
+        text = read_with(text, merged_vocab(parent.model.vocab, text.vocab))
     given = {k: v for k, v in train_options.items() if v is not None}
     if world.size > 1 and "threads" not in given:
         given["threads"] = max(1, (os.cpu_count() or 1) // world.local_size)
@@ -119,7 +137,15 @@ def _run_locked(
     recipe = None
     if world.main:
         recipe = choose_recipe(
-            text, preset, arch_overrides, given, explicit_arch, "--preset" in argv, resume, launched
+            text,
+            preset,
+            arch_overrides,
+            given,
+            explicit_arch,
+            "--preset" in argv,
+            resume,
+            launched,
+            parent.model.config if parent else None,
         )
     config, cfg, plan = world.from_main(recipe)
     with view_for(quiet=not world.main) as view:
@@ -128,6 +154,8 @@ def _run_locked(
         trainer = make_trainer(
             corpus, path, config, cfg, resume, on_event=view, text=text, world=world
         )
+        if parent is not None:
+            trainer.start_from(*parent.start_for(trainer.corpus.vocab, cfg.seed))
         trainer.plan = plan
         try:
             with stop_on_signals(trainer.request_stop):
