@@ -118,9 +118,7 @@ def test_the_fine_tuning_rule():
     assert scratch.train["lr"] > FINE_TUNE_LR and "patience" not in scratch.train
 
 
-def test_validation_that_stops_improving_stops_the_run_and_the_card_says_why(
-    tmp_path, monkeypatch
-):
+def test_validation_that_stops_improving_stops_the_run_and_the_card_says_why(tmp_path, monkeypatch):
     scores = iter([2.0, 1.5, 1.6, 1.7, 1.8, 1.9, 2.0, 2.1])
     monkeypatch.setattr(Trainer, "_validation_nats", lambda self, module: next(scores))
     cfg = TrainConfig(**{**FAST.__dict__, "epochs": 30, "patience": 3})
@@ -219,7 +217,7 @@ def test_train_from_a_model_on_the_command_line_and_the_lineage_shown(tmp_path):
     assert b"fine-tuned from elder on greek.txt" in listing.stdout
     shown = subprocess.run(
         [sys.executable, "-m", "charchat", "-m", "younger"],
-        input="/info\n".encode(),
+        input=b"/info\n",
         capture_output=True,
         timeout=120,
         env={**os.environ, **env},

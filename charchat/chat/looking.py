@@ -183,7 +183,7 @@ def model_summary(m) -> str:
 
 
 def trained_on(card: dict) -> str:
-    """"trained on nietzsche.txt", or "fine-tuned from nietzsche on mine.txt"."""
+    """ "trained on nietzsche.txt", or "fine-tuned from nietzsche on mine.txt"."""
     corpus = card.get("corpus", "unknown text")
     parent = card.get("fine_tuned_from")
     if isinstance(parent, dict) and isinstance(parent.get("name"), str):
