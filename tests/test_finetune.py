@@ -5,6 +5,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -107,8 +108,10 @@ def test_the_fine_tuning_rule():
     parent = ModelConfig(layers=2, hidden=512, embedding=64, dropout=0.4, weight_drop=0.3)
     small = plan_fine_tuning(90, 20_000, 12_000, parent, "bf16", 2)
     large = plan_fine_tuning(90, 1_000_000, 12_000, parent, "bf16", 2)
+    assert small.model == parent  # read 80 times: the parent's own regularisation
+    assert large.model == replace(parent, dropout=0.052, weight_drop=0.042)  # about once: little
     for plan in (small, large):
-        assert plan.model == parent and plan.chars_per_second == 12_000
+        assert plan.chars_per_second == 12_000
         assert plan.train["lr"] == FINE_TUNE_LR and plan.train["patience"] == FINE_TUNE_PATIENCE
         assert plan.line().startswith("plan: fine-tune the 2x512 LSTM")
     assert small.passes > 40 * large.passes  # the small text is read many times over...

@@ -74,9 +74,10 @@ def choose_recipe(
         )
     if parent is not None:
         plan = plan_fine_tuning(
-            left, len(text.ids), speed, fixed, measured.precision, measured.threads
+            left, len(text.ids), speed, parent, measured.precision, measured.threads
         )
-        config = fixed
+        chosen = {k: v for k, v in arch_overrides.items() if v is not None}
+        config = replace(plan.model, **chosen)  # flags override the plan
     else:
         plan = plan_for(left, len(text.ids), speeds, measured.precision, measured.threads)
         sized = {k: v for k, v in arch_overrides.items() if v is not None}

@@ -1,0 +1,1 @@
+"""The HTTP server: OpenAI- and Ollama-compatible routes and the page (needs the serve extra)."""

@@ -1,0 +1,293 @@
+"""Many clients' generations at once: every stream of a model is stepped together, so one
+matrix product per layer serves all of them at each step.
+
+Pure of HTTP. A Generation reports through `deliver(item)` (a Read, then Chars, then one
+Done), called from worker threads: a reader thread reads prompts (from the prefix cache's
+state where one fits), the stepper thread writes. A stream alone is stepped exactly as the
+chat steps one (`echo PROMPT | charchat -n N --seed S` writes the same text); streams stepped
+together agree with it to float rounding.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from charchat.chat.decoding import NGramIndex, banned_ids, beam_search, stop_hit
+from charchat.chat.engine import Engine
+from charchat.chat.sampling import distribution, log_softmax, next_char
+from charchat.modelfile import Model
+from charchat.serve.prefixcache import DEFAULT_BYTES, PrefixCache
+from charchat.settings import Settings
+
+BACKLOG_MOST = 8192  # characters delivered and not yet taken: the stream waits for its client
+IDLE_WAIT = 0.002  # seconds the stepper sleeps while every stream waits for its client
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One generation, its values already checked."""
+
+    prompt: str
+    length: int
+    settings: Settings = field(default_factory=Settings)
+    seed: int | None = None
+    stops: tuple[str, ...] = ()  # the text ends before the first of these it writes
+    top: int = 0  # alternatives reported per character (log-probabilities at T = 1)
+    drawn: bool = False  # ...or the distribution each character was drawn from (the page)
+    norepeat: int = 0
+    prompt_scores: bool = False  # each prompt character's log-probability too (echo)
+
+
+@dataclass(frozen=True)
+class Read:
+    text: str  # the prompt as the model read it
+    cached: int  # characters of it whose state came from the prefix cache
+    scores: tuple[float | None, ...] | None = None  # with prompt_scores; the first is None
+    tops: tuple | None = None  # with prompt_scores and top: alternatives per character
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Char:
+    text: str
+    logprob: float  # nats, under the model at T = 1
+    entropy: float  # bits, of the distribution it was drawn from
+    temperature: float  # and mode: the settings it was drawn with
+    mode: str
+    top: tuple[tuple[str, float], ...] = ()  # (character, log-probability), likeliest first
+
+
+@dataclass(frozen=True)
+class Done:
+    reason: str  # "length", "stop", or "shutdown"
+    written: int
+    prompt_chars: int
+    read_seconds: float
+    write_seconds: float
+
+
+class Generation:
+    def __init__(self, ask: Ask, deliver):
+        self.ask, self.deliver = ask, deliver
+        self.settings = ask.settings  # the page may change them while it streams
+        self.rng = np.random.default_rng(ask.seed)
+        self.cancelled = False
+        self.backlog = 0  # delivered characters the client has not taken yet
+        self.state: np.ndarray | None = None
+        self.logits: np.ndarray | None = None
+        self.text = ""  # read and written so far (the prefix cache's key at the end)
+        self.read_chars, self.written = 0, 0
+        self.pending: list[Char] = []  # held back: they may begin a stop string
+        self.read_seconds, self.started = 0.0, 0.0
+        self.ngrams: NGramIndex | None = None
+        self.finished = False
+
+    def cancel(self) -> None:
+        """The client went away: no more work for it."""
+        self.cancelled = True
+
+    def took(self, count: int) -> None:
+        self.backlog -= count
+
+    def done(self, reason: str) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        seconds = time.perf_counter() - self.started
+        self.deliver(Done(reason, self.written, self.read_chars, self.read_seconds, seconds))
+
+
+def alternatives(logits, settings: Settings, count: int, drawn: bool) -> tuple:
+    if not count:
+        return ()
+    scores = np.log(distribution(logits, settings) + 1e-300) if drawn else log_softmax(logits)
+    order = np.argsort(-scores, kind="stable")[:count]
+    return tuple((int(i), float(scores[i])) for i in order)
+
+
+class ModelStreams:
+    """The streams of one model: a reader thread, a stepper thread, a prefix cache."""
+
+    def __init__(self, model: Model, cache_bytes: int = DEFAULT_BYTES):
+        self.model = model
+        self.cache = PrefixCache(cache_bytes)
+        self.stepper = Engine(model)
+        self.reader = Engine(model)
+        self._reading = ThreadPoolExecutor(1, thread_name_prefix=f"read-{model.name}")
+        self._incoming: deque[Generation] = deque()
+        self._wake = threading.Event()
+        self._active: list[Generation] = []
+        self._closing = False
+        self._open: set[Generation] = set()  # started and not yet done
+        self._thread = threading.Thread(target=self._loop, name=f"step-{model.name}", daemon=True)
+        self._thread.start()
+
+    def start(self, generation: Generation) -> None:
+        generation.started = time.perf_counter()
+        self._open.add(generation)
+        self._reading.submit(self._read, generation)
+
+    def close(self) -> None:
+        """Every stream gets its last item ("shutdown"); the threads end."""
+        self._closing = True
+        self._wake.set()
+        self._reading.shutdown(wait=True, cancel_futures=True)
+        self._thread.join(timeout=5)
+        for g in list(self._open):
+            g.done("shutdown")
+
+    # ------------------------------------------------------------ reading
+
+    def _read(self, g: Generation) -> None:
+        if self._closing:
+            return g.done("shutdown")
+        if g.cancelled:
+            return
+        started = time.perf_counter()
+        vocab, engine, ask = self.model.vocab, self.reader, g.ask
+        ids = vocab.encode(ask.prompt).ids
+        read = vocab.decode(ids)
+        scores = tops = None
+        cached = 0
+        if ask.prompt_scores:
+            engine.reset()
+            scores, tops = [None], [()]
+            for n, i in enumerate(ids):
+                if n:
+                    scores.append(float(log_softmax(engine.logits())[i]))
+                    tops.append(
+                        self._named(alternatives(engine.logits(), ask.settings, ask.top, False))
+                    )
+                engine.feed(i)
+        else:
+            cached, state = self.cache.longest_prefix(read)
+            engine.restore(engine.initial if state is None else state)
+            for _ in engine.prime(ids[cached:]):
+                if g.cancelled or self._closing:
+                    return None if g.cancelled else g.done("shutdown")
+            self.cache.put(read, engine.state)
+        g.state, g.logits = engine.state.copy(), engine.logits().copy()
+        g.text, g.read_chars = read, len(read)
+        g.read_seconds = time.perf_counter() - started
+        g.deliver(
+            Read(read, cached, scores and tuple(scores), tops and tuple(tops), g.read_seconds)
+        )
+        if ask.norepeat:
+            g.ngrams = NGramIndex(ask.norepeat, read)
+        if ask.settings.mode == "beam":
+            return self._beam(g)
+        self._incoming.append(g)
+        self._wake.set()
+
+    def _beam(self, g: Generation) -> None:
+        """Beam search needs the whole continuation before its first character."""
+        engine = self.reader
+        found, _ = beam_search(engine, g.settings.beam_width, g.ask.length, "", g.ask.stops)
+        for i in found:
+            if g.cancelled:
+                return
+            logits = engine.logits()
+            top = self._named(alternatives(logits, g.settings, g.ask.top, g.ask.drawn))
+            char = self.model.vocab.chars[i]
+            g.deliver(Char(char, float(log_softmax(logits)[i]), 0.0, 0.0, "beam", top))
+            g.written += 1
+            engine.feed(i)
+        reason = "stop" if g.ask.stops and stop_hit(g.text, g.ask.stops) else "length"
+        g.done(reason if len(found) >= g.ask.length else "stop")
+        self._open.discard(g)
+
+    def _named(self, pairs) -> tuple:
+        return tuple((self.model.vocab.chars[i], score) for i, score in pairs)
+
+    # ------------------------------------------------------------ writing
+
+    def _loop(self) -> None:
+        while True:
+            while self._incoming:
+                self._active.append(self._incoming.popleft())
+            if self._closing:
+                for g in self._active:
+                    g.done("shutdown")
+                return
+            for g in self._active:
+                if g.cancelled:
+                    self._open.discard(g)
+            self._active = [g for g in self._active if not g.cancelled]
+            ready = [g for g in self._active if g.backlog < BACKLOG_MOST]
+            if not ready:
+                self._wake.wait(IDLE_WAIT if self._active else None)
+                self._wake.clear()
+                continue
+            self._step(ready)
+
+    def _step(self, streams: list[Generation]) -> None:
+        vocab = self.model.vocab
+        ids, finished = [], []
+        for g in streams:
+            settings = g.settings
+            banned = banned_ids(g.ngrams, vocab.index, len(vocab))[0] if g.ngrams else None
+            index, logprob, entropy = next_char(g.logits, settings, g.rng, banned)
+            char = vocab.chars[index]
+            ids.append(index)
+            g.text += char
+            g.written += 1
+            if g.ngrams is not None:
+                g.ngrams.extend(char)
+            reason = self._emit(g, char, logprob, entropy)
+            if reason:
+                finished.append((g, reason))
+        self._feed(streams, ids)
+        for g, reason in finished:
+            self._active.remove(g)
+            self.cache.put(g.text, g.state)
+            g.done(reason)
+            self._open.discard(g)
+
+    def _emit(self, g: Generation, char: str, logprob: float, entropy: float) -> str | None:
+        """Deliver the character, held back while it may begin a stop string (which the
+        text never includes); the reason the stream ends here, if it does."""
+        ask, settings = g.ask, g.settings
+        top = self._named(alternatives(g.logits, settings, ask.top, ask.drawn))
+        item = Char(char, logprob, entropy, settings.temperature, settings.mode, top)
+        if not ask.stops:
+            g.backlog += 1
+            g.deliver(item)
+            return "length" if g.written >= ask.length else None
+        g.pending.append(item)
+        held = "".join(c.text for c in g.pending)
+        hit = stop_hit(held, ask.stops)
+        if hit:
+            g.pending = g.pending[: len(held) - len(hit)]
+        while g.pending and (hit or not any(s.startswith(held) for s in ask.stops)):
+            g.backlog += 1
+            g.deliver(g.pending.pop(0))
+            held = held[1:]
+        if hit:
+            return "stop"
+        if g.written >= ask.length:
+            for item in g.pending:  # the length ran out before any stop string came
+                g.deliver(item)
+            return "length"
+        return None
+
+    def _feed(self, streams: list[Generation], ids: list[int]) -> None:
+        if len(streams) == 1:  # alone: exactly as the chat steps one stream
+            g, engine = streams[0], self.stepper
+            engine.state[...] = g.state
+            engine.feed(ids[0])
+            g.state, g.logits = engine.state.copy(), engine.logits().copy()
+            return
+        states = np.stack([g.state for g in streams])
+        states, logits = self.stepper.feed_batch(states, np.array(ids))
+        for n, g in enumerate(streams):
+            g.state, g.logits = states[n], logits[n]
+
+    @property
+    def active(self) -> int:
+        return len(self._active) + len(self._incoming)
