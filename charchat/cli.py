@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from charchat import __version__
 from charchat import settings as spec
+from charchat.cli_serve import serve
 from charchat.cli_train import train
 from charchat.errors import CharchatError
 
@@ -165,6 +166,7 @@ def make_learner(model, lr: float, stretch: int):
 
 
 app.command()(train)
+app.command()(serve)
 
 
 @app.command("eval")

@@ -14,7 +14,8 @@ MAY_IMPORT = {
     "chat": {"core", "chat"},
     "train": {"core", "chat", "train"},  # training samples with the chat's numpy engine
     "terminal": {"core", "chat", "terminal"},
-    "cli": {"core", "chat", "terminal", "train"},
+    "serve": {"core", "chat", "serve"},  # an edge like the terminal: never torch, never train
+    "cli": {"core", "chat", "terminal", "train", "serve"},
 }
 
 
@@ -48,7 +49,7 @@ def imports_of(path: Path, name: str, known: set[str]) -> set[str]:
 
 def part_of(name: str) -> str:
     parts = name.split(".")
-    if name in ("charchat.cli", "charchat.cli_train", "charchat.__main__"):
+    if name in ("charchat.cli", "charchat.cli_train", "charchat.cli_serve", "charchat.__main__"):
         return "cli"
     return parts[1] if len(parts) > 2 else "core"
 

@@ -42,6 +42,7 @@ class Ask:
     drawn: bool = False  # ...or the distribution each character was drawn from (the page)
     norepeat: int = 0
     prompt_scores: bool = False  # each prompt character's log-probability too (echo)
+    pace: float = 0.0  # characters a second (the page: readable, so a slider acts at once)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Generation:
         self.read_seconds, self.started = 0.0, 0.0
         self.ngrams: NGramIndex | None = None
         self.finished = False
+        self.next_at = 0.0  # paced: when the next character is due (time.perf_counter())
 
     def cancel(self) -> None:
         """The client went away: no more work for it."""
@@ -219,11 +221,18 @@ class ModelStreams:
                 if g.cancelled:
                     self._open.discard(g)
             self._active = [g for g in self._active if not g.cancelled]
-            ready = [g for g in self._active if g.backlog < BACKLOG_MOST]
+            now = time.perf_counter()
+            ready = [g for g in self._active if g.backlog < BACKLOG_MOST and g.next_at <= now]
             if not ready:
-                self._wake.wait(IDLE_WAIT if self._active else None)
+                due = [g.next_at - now for g in self._active if g.next_at > now]
+                waiting = len(due) < len(self._active)  # some wait for their client
+                wait = min([IDLE_WAIT] * waiting + due) if self._active else None
+                self._wake.wait(wait)
                 self._wake.clear()
                 continue
+            for g in ready:
+                if g.ask.pace:
+                    g.next_at = max(g.next_at, now - 1.0) + 1 / g.ask.pace
             self._step(ready)
 
     def _step(self, streams: list[Generation]) -> None:
@@ -287,7 +296,3 @@ class ModelStreams:
         states, logits = self.stepper.feed_batch(states, np.array(ids))
         for n, g in enumerate(streams):
             g.state, g.logits = states[n], logits[n]
-
-    @property
-    def active(self) -> int:
-        return len(self._active) + len(self._incoming)

@@ -36,6 +36,7 @@ class Request:
     stream: bool = False
     echo: bool = False
     logprobs: int | None = None
+    live: bool = False  # the page: its settings may change while it streams
 
 
 def _number(body: dict, name: str, low: float, high: float, whole=False, default=None):
@@ -208,3 +209,23 @@ def ollama_generate(body: dict) -> Request:
         **_charchat_extras(options),
     )
     return Request(model.removesuffix(":latest"), asks, _flag(body, "stream", True))
+
+
+PAGE_ALTERNATIVES = 10  # of the distribution each character was drawn from, for the chart
+
+
+def page_request(body: dict) -> Request:
+    """POST /page/stream: the page's own controls."""
+    model = _text(body, "model", required=True)
+    text = _text(body, "text") or ""
+    asks = _asks(
+        text,
+        _number(body, "length", 1, MAX_TOKENS, whole=True, default=spec.LENGTH.default),
+        sampling(body, spec.TEMPERATURE.default),
+        _number(body, "seed", 0, 2**63 - 1, whole=True),
+        1,
+        top=PAGE_ALTERNATIVES,
+        drawn=True,
+        pace=_number(body, "pace", 0, 2000, default=30),
+    )
+    return Request(model, asks, True, live=True)
