@@ -1,5 +1,5 @@
-"""charchat serve: the OpenAI and Ollama routes on a tiny model (in-process, Starlette's
-TestClient), checked against the pipe's text for the same seed."""
+"""charchat serve: the OpenAI and Ollama routes of a real server on a free port (a tiny
+model), checked against the pipe's text for the same seed, and every limit."""
 
 import json
 import subprocess
@@ -8,23 +8,27 @@ import sys
 import pytest
 
 pytest.importorskip("starlette")
-pytest.importorskip("httpx")
+httpx = pytest.importorskip("httpx")
 from conftest import random_model  # noqa: E402
-from starlette.testclient import TestClient  # noqa: E402
+from live_server import live_server, wait_until  # noqa: E402
 
 from charchat.modelfile import load_model, save_model  # noqa: E402
-from charchat.serve.app import Serving, create_app  # noqa: E402
 
 
 @pytest.fixture
-def client(tmp_path):
+def server(tmp_path):
     path = save_model(random_model(), tmp_path / "tiny.safetensors")
-    serving = Serving({"tiny": load_model(path)}, max_streams=4)
-    serving.start()
-    with TestClient(create_app(serving)) as test_client:
-        test_client.path = path
-        yield test_client
-    serving.stop()
+    with live_server({"tiny": load_model(path)}, max_streams=4) as (url, serving):
+        serving.path = path
+        yield url, serving
+
+
+@pytest.fixture
+def client(server):
+    url, serving = server
+    with httpx.Client(base_url=url, timeout=60) as http:
+        http.path = serving.path
+        yield http
 
 
 def test_a_completion_is_the_pipes_text_for_the_same_seed(client):
@@ -100,3 +104,67 @@ def test_chat_messages_are_joined_by_newlines(client):
         json={"model": "tiny", "prompt": "the\nwill", "max_tokens": 20, "seed": 3},
     ).json()
     assert chat["choices"][0]["message"]["content"] == plain["choices"][0]["text"]
+
+
+def test_a_client_that_goes_away_stops_its_generation(client, server):
+    _, serving = server
+    streams = serving.streams["tiny"]
+    body = {"model": "tiny", "prompt": "a", "max_tokens": 100_000, "stream": True}
+    with client.stream("POST", "/v1/completions", json=body) as answer:
+        lines = answer.iter_lines()
+        assert [next(lines) for _ in range(3)][0].startswith("data: ")
+        assert streams.working == 1
+    assert wait_until(lambda: streams.working == 0)  # the stream was dropped at once
+    with pytest.raises(httpx.ReadTimeout):  # one body, never read whole
+        client.post(
+            "/api/generate",
+            json={"model": "tiny", "stream": False}
+            | {"prompt": "a", "options": {"num_predict": 100_000}},
+            timeout=0.3,
+        )
+    assert wait_until(lambda: streams.working == 0)
+    stepped = streams.stepped
+    assert not wait_until(lambda: streams.stepped != stepped, seconds=0.5)
+    assert streams.stepped < 2 * 100_000  # neither ran to its end
+
+
+def test_an_api_key_is_required_when_set(tmp_path):
+    models = {"tiny": random_model()}
+    with live_server(models, api_key="sesame") as (url, _), httpx.Client(base_url=url) as http:
+        body = {"model": "tiny", "prompt": "a", "max_tokens": 3}
+        for route in ("/v1/completions", "/api/generate"):
+            refused = http.post(route, json=body)
+            assert refused.status_code == 401 and "API key" in refused.text
+            wrong = http.post(route, json=body, headers={"Authorization": "Bearer nope"})
+            assert wrong.status_code == 401
+        assert http.get("/v1/models").status_code == 401
+        assert http.get("/api/tags").status_code == 401
+        key = {"Authorization": "Bearer sesame"}
+        assert http.post("/v1/completions", json=body, headers=key).status_code == 200
+        assert http.get("/api/tags", headers=key).json()["models"][0]["name"] == "tiny:latest"
+
+
+@pytest.mark.parametrize("cors", [None, "http://localhost:3000"])
+def test_cors_is_off_unless_an_origin_is_given(cors):
+    with live_server({"tiny": random_model()}, cors=cors) as (url, _):
+        origin = {"Origin": "http://localhost:3000"}
+        preflight = httpx.options(
+            f"{url}/v1/completions",
+            headers=origin
+            | {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x"},
+        )
+        plain = httpx.get(f"{url}/v1/models", headers=origin)
+    allowed = preflight.headers.get("access-control-allow-origin")
+    assert allowed == cors and plain.headers.get("access-control-allow-origin") == cors
+
+
+def test_too_many_streams_at_once_are_turned_away(client, server):
+    body = {"model": "tiny", "prompt": "a", "max_tokens": 100_000, "stream": True}
+    with client.stream("POST", "/v1/completions", json=body | {"n": 4}) as answer:
+        assert answer.status_code == 200
+        refused = client.post("/api/generate", json={"model": "tiny", "prompt": "a"})
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+        assert set(refused.json()) == {"error"}
+    assert wait_until(lambda: server[1].open_streams == 0)  # a closed stream frees its place
+    allowed = client.post("/v1/completions", json={"model": "tiny", "max_tokens": 2})
+    assert allowed.status_code == 200

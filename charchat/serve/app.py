@@ -54,7 +54,7 @@ class Serving:
     def start(self) -> None:
         for name, model in self.models.items():
             self.streams[name] = ModelStreams(model, self.cache_bytes)
-        self.tags = [formats.ollama_tag(m) for m in self.models.values()]
+        self.tags = [formats.ollama_tag(name, m) for name, m in self.models.items()]
 
     def stop(self) -> None:
         """Every open stream gets its final event; the workers end."""
@@ -142,7 +142,7 @@ def generating(parse, shape, ollama: bool = False):
         serving.open_streams += len(generations)
         for g in generations:
             streams.start(g)
-        shaper = shape(asked, streams.model.name)
+        shaper = shape(asked, asked.model)
         if asked.live:
             serving.page_streams[shaper.id] = generations[0]
 
@@ -217,6 +217,10 @@ async def list_models(request: Request) -> Response:
 
 async def ollama_tags(request: Request) -> Response:
     serving: Serving = request.app.state.serving
+    try:
+        check_key(request, serving)
+    except WireError as e:
+        return error_response(e.status, e.message, True)
     return JSONResponse({"models": serving.tags})
 
 

@@ -84,10 +84,7 @@ class Completion(Choices):
 
     def _prompt_tokens(self, read: Read) -> list:
         tops = read.tops or [()] * len(read.text)
-        return [
-            (c, s, None if n == 0 else tops[n])
-            for n, (c, s) in enumerate(zip(read.text, read.scores, strict=True))
-        ]
+        return list(zip(read.text, read.scores, tops, strict=True))
 
     def _chunk(self, i: int, text: str, logprobs, reason) -> dict:
         choice = {"text": text, "index": i, "logprobs": logprobs, "finish_reason": reason}
@@ -261,13 +258,13 @@ class PageStream(Choices):
         return NO_EVENT
 
 
-def ollama_tag(model) -> dict:
+def ollama_tag(name: str, model) -> dict:
     from charchat.files import file_sha256
 
     size = model.path.stat().st_size if model.path else 0
     return {
-        "name": f"{model.name}:latest",
-        "model": f"{model.name}:latest",
+        "name": f"{name}:latest",
+        "model": f"{name}:latest",
         "modified_at": _now(),
         "size": size,
         "digest": file_sha256(model.path) if model.path else "",

@@ -49,7 +49,7 @@ class Ask:
 class Read:
     text: str  # the prompt as the model read it
     cached: int  # characters of it whose state came from the prefix cache
-    scores: tuple[float | None, ...] | None = None  # with prompt_scores; the first is None
+    scores: tuple[float, ...] | None = None  # with prompt_scores
     tops: tuple | None = None  # with prompt_scores and top: alternatives per character
     seconds: float = 0.0
 
@@ -127,6 +127,7 @@ class ModelStreams:
         self._active: list[Generation] = []
         self._closing = False
         self._open: set[Generation] = set()  # started and not yet done
+        self.stepped = 0  # characters written, all streams together
         self._thread = threading.Thread(target=self._loop, name=f"step-{model.name}", daemon=True)
         self._thread.start()
 
@@ -134,6 +135,11 @@ class ModelStreams:
         generation.started = time.perf_counter()
         self._open.add(generation)
         self._reading.submit(self._read, generation)
+
+    @property
+    def working(self) -> int:
+        """Streams started and not yet done or cancelled."""
+        return len(self._open)
 
     def close(self) -> None:
         """Every stream gets its last item ("shutdown"); the threads end."""
@@ -150,7 +156,7 @@ class ModelStreams:
         if self._closing:
             return g.done("shutdown")
         if g.cancelled:
-            return
+            return self._open.discard(g)
         started = time.perf_counter()
         vocab, engine, ask = self.model.vocab, self.reader, g.ask
         ids = vocab.encode(ask.prompt).ids
@@ -159,20 +165,17 @@ class ModelStreams:
         cached = 0
         if ask.prompt_scores:
             engine.reset()
-            scores, tops = [None], [()]
-            for n, i in enumerate(ids):
-                if n:
-                    scores.append(float(log_softmax(engine.logits())[i]))
-                    tops.append(
-                        self._named(alternatives(engine.logits(), ask.settings, ask.top, False))
-                    )
+            scores, tops = [], []
+            for i in ids:  # the first from the model's starting state, as `charchat eval`
+                scores.append(float(log_softmax(engine.logits())[i]))
+                tops.append(self._named(alternatives(engine.logits(), ask.settings, ask.top, False)))
                 engine.feed(i)
         else:
             cached, state = self.cache.longest_prefix(read)
             engine.restore(engine.initial if state is None else state)
             for _ in engine.prime(ids[cached:]):
                 if g.cancelled or self._closing:
-                    return None if g.cancelled else g.done("shutdown")
+                    return self._open.discard(g) if g.cancelled else g.done("shutdown")
             self.cache.put(read, engine.state)
         g.state, g.logits = engine.state.copy(), engine.logits().copy()
         g.text, g.read_chars = read, len(read)
@@ -180,6 +183,9 @@ class ModelStreams:
         g.deliver(
             Read(read, cached, scores and tuple(scores), tops and tuple(tops), g.read_seconds)
         )
+        if ask.length == 0:  # only the prompt's scores were wanted
+            self._open.discard(g)
+            return g.done("length")
         if ask.norepeat:
             g.ngrams = NGramIndex(ask.norepeat, read)
         if ask.settings.mode == "beam":
@@ -193,7 +199,7 @@ class ModelStreams:
         found, _ = beam_search(engine, g.settings.beam_width, g.ask.length, "", g.ask.stops)
         for i in found:
             if g.cancelled:
-                return
+                return self._open.discard(g)
             logits = engine.logits()
             top = self._named(alternatives(logits, g.settings, g.ask.top, g.ask.drawn))
             char = self.model.vocab.chars[i]
@@ -237,6 +243,7 @@ class ModelStreams:
 
     def _step(self, streams: list[Generation]) -> None:
         vocab = self.model.vocab
+        self.stepped += len(streams)
         ids, finished = [], []
         for g in streams:
             settings = g.settings
