@@ -59,7 +59,8 @@ def test_openai_logprobs_are_what_charchat_eval_computes(oa):
     assert logprobs.text_offset == list(range(len(text)))
     nats = -sum(logprobs.token_logprobs) / len(text)
     assert nats == pytest.approx(evaluate_text(random_model(), text).nats_per_char, rel=1e-5)
-    for token, chosen, top in zip(logprobs.tokens, logprobs.token_logprobs, logprobs.top_logprobs):
+    columns = (logprobs.tokens, logprobs.token_logprobs, logprobs.top_logprobs)
+    for token, chosen, top in zip(*columns, strict=True):
         assert len(top) == 3 and max(top.values()) >= chosen
         assert token not in top or top[token] == pytest.approx(chosen, abs=1e-6)
 

@@ -168,7 +168,9 @@ class ModelStreams:
             scores, tops = [], []
             for i in ids:  # the first from the model's starting state, as `charchat eval`
                 scores.append(float(log_softmax(engine.logits())[i]))
-                tops.append(self._named(alternatives(engine.logits(), ask.settings, ask.top, False)))
+                tops.append(
+                    self._named(alternatives(engine.logits(), ask.settings, ask.top, False))
+                )
                 engine.feed(i)
         else:
             cached, state = self.cache.longest_prefix(read)
