@@ -4,6 +4,7 @@ ended by a NUL byte): enough to load a page, type, click and read the page back.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -125,10 +126,8 @@ class Browser:
             )
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(AssertionError, OSError):
             self.send("Browser.close")
-        except (AssertionError, OSError):
-            pass
         try:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:

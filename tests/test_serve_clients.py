@@ -156,3 +156,36 @@ def test_openai_errors_come_as_the_clients_exceptions(oa, served):
             busy.completions.create(model="tiny", prompt="a")
         assert limited.value.response.headers["retry-after"] == "1"
         held.close()
+
+
+def test_twenty_streams_stepped_together_write_what_each_writes_alone():
+    """The batched path (a product for all, halves on two threads, sampling drawn together)
+    against the same streams stepped one at a time."""
+    from charchat.serve.generation import Ask, Generation
+    from charchat.serve.streams import ModelStreams
+
+    model = random_model()
+    streams = ModelStreams(model)
+    try:
+
+        def generations(count: int) -> list:
+            made = []
+            for seed in range(count):
+                g = Generation(Ask("the will", 1000, seed=seed), lambda item: None)
+                streams.reader.reset()
+                streams.reader.feed_many(model.vocab.encode("the will").ids)
+                g.state, g.logits = streams.reader.state.copy(), streams.reader.logits().copy()
+                g.text = "the will"
+                made.append(g)
+            return made
+
+        together, alone = generations(20), generations(20)
+        for _ in range(200):
+            streams._step(together)
+            for g in alone:
+                streams._step([g])
+        assert streams.stepped == 2 * 20 * 200
+        assert [g.text for g in together] == [g.text for g in alone]
+        assert len({g.text for g in together}) == 20
+    finally:
+        streams.close()

@@ -215,19 +215,26 @@ class Engine:
     def feed_batch(
         self, states: np.ndarray, ids: np.ndarray, parents: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Several states at once (beam search). Child b reads ids[b] from the state
-        states[parents[b]] (states (P, 2, layers, hidden); parents defaults to one child per
-        state). Returns the children's states and next-character logits (B, vocab); the
+        """Several states at once (beam search, streams served together). Child b reads
+        ids[b] from the state states[parents[b]] (states (P, 2, layers, hidden); parents
+        defaults to one child per state). Returns the children's states and next-character logits (B, vocab); the
         engine's own state is untouched. Each weight matrix is read once for all states, and
         a parent's recurrent products are computed once however many children it has."""
         h = self.hidden
-        parents = np.arange(len(ids)) if parents is None else np.asarray(parents)
+        each = parents is None  # one child per state: many streams stepped together
+        parents = np.arange(len(ids)) if each else np.asarray(parents)
         states = states.astype(np.float32, copy=False)
         out = np.empty((len(ids), 2, self.layers, h), dtype=np.float32)
         below = None
         for k in range(self.layers):
-            if k == 0:
+            if k == 0 and each:
+                gates = states[:, 0, 0] @ self.w_first.T
+                gates += self.input_table[ids]
+            elif k == 0:
                 gates = _product(self.w_first, states[:, 0, 0])[parents] + self.input_table[ids]
+            elif each:  # [h_{k-1}; h_k] times the fused matrix, as feed() does: one product
+                gates = np.concatenate([below, states[:, 0, k]], axis=1) @ self.w_upper[k - 1].T
+                gates += self.b_upper[k - 1]
             else:
                 recurrent = _product(self._recurrent_upper(k), states[:, 0, k])[parents]
                 gates = _product(self._input_upper(k), below) + recurrent + self.b_upper[k - 1]
@@ -239,7 +246,8 @@ class Engine:
             out[:, 1, k] = c
             out[:, 0, k] = np.tanh(c) * gates[:, 2 * h : 3 * h]
             below = out[:, 0, k]
-        logits = (self.head_w @ below.T).T + self.head_b
+        logits = below @ self.head_w.T
+        logits += self.head_b
         return out, logits.astype(np.float64)
 
     def logits_after(self, ids) -> np.ndarray:

@@ -138,3 +138,26 @@ def entropy_bits(probs: np.ndarray) -> float:
     p = np.asarray(probs, dtype=np.float64)
     p = p[p > 0]
     return float(-(p * np.log2(p)).sum()) + 0.0  # never -0.0
+
+
+def next_chars(logits: np.ndarray, temperatures: np.ndarray, uniforms: np.ndarray):
+    """next_char's plain sampling for many rows at once (streams stepped together): row r is
+    drawn with uniforms[r], as next_char draws with its generator's next number, so the same
+    logits give the same characters. Returns indices, log-probabilities at T=1 (nats) and
+    entropies (bits) of the distributions drawn from."""
+    z = _clean(logits)
+    z = z - z.max(axis=1, keepdims=True)
+    scaled = z / temperatures[:, None]
+    weights = np.exp(scaled)
+    cdf = np.cumsum(weights, axis=1)
+    index = (cdf <= (uniforms * cdf[:, -1])[:, None]).sum(axis=1)
+    rows = np.arange(len(z))
+    for r in np.flatnonzero(
+        (index >= z.shape[1]) | (weights[rows, np.minimum(index, z.shape[1] - 1)] <= 0)
+    ):
+        index[r] = np.flatnonzero(weights[r] > 0)[-1]  # never a zero-probability character
+    total = weights.sum(axis=1)
+    spread = (weights * np.maximum(scaled, -1e300)).sum(axis=1) / total
+    entropy = np.maximum(np.log(total) - spread, 0.0) / np.log(2) + 0.0
+    at_one = np.where(temperatures == 1.0, total, np.exp(z).sum(axis=1))
+    return index, z[rows, index] - np.log(at_one), entropy

@@ -25,7 +25,8 @@ from starlette.routing import Route
 from charchat import __version__
 from charchat.modelfile import Model
 from charchat.serve import formats
-from charchat.serve.streams import Char, Done, Generation, ModelStreams
+from charchat.serve.generation import Char, Done, Generation
+from charchat.serve.streams import ModelStreams
 from charchat.serve.wire import (
     WireError,
     chat_completions,
@@ -38,6 +39,7 @@ from charchat.serve.wire import (
 MAX_BODY = 1 << 20
 RETRY_AFTER = 1  # seconds a client turned away for too many streams is asked to wait
 DISCONNECT_POLL = 0.5  # seconds between checks that a non-streaming client is still there
+GATHER = 0.005  # seconds an unpaced stream's characters gather between writes
 
 
 @dataclass
@@ -70,7 +72,8 @@ class Outlet:
 
     def deliver(self, item) -> None:
         self.items.append(item)
-        if self.waiting:
+        if self.waiting:  # one wake-up however many items come before the loop runs
+            self.waiting = False
             self.loop.call_soon_threadsafe(self.event.set)
 
     async def batch(self, timeout: float | None = None) -> list:
@@ -143,6 +146,7 @@ def generating(parse, shape, ollama: bool = False):
         for g in generations:
             streams.start(g)
         shaper = shape(asked, asked.model)
+        paced = any(ask.pace for ask in asked.asks)
         if asked.live:
             serving.page_streams[shaper.id] = generations[0]
 
@@ -158,6 +162,8 @@ def generating(parse, shape, ollama: bool = False):
                         finished += isinstance(item, Done)
                         out.append(shaper.piece(i, item))
                     yield "".join(out)
+                    if not paced:  # let a few characters gather: one write, not one each
+                        await asyncio.sleep(GATHER)
                 yield shaper.end()
             finally:
                 serving.page_streams.pop(shaper.id, None)

@@ -14,7 +14,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 
-from charchat.serve.streams import Char, Done, Read
+from charchat.serve.generation import Char, Done, Read
 
 NO_EVENT = ""
 
@@ -41,6 +41,7 @@ class Choices:
         self.tokens = [[] for _ in range(n)]  # (char, logprob or None, top or None)
         self.read = [None] * n
         self.done: list[Done | None] = [None] * n
+        self.lengths = [0] * n  # characters written so far, per choice
 
     prefix = "cmpl"
 
@@ -49,6 +50,7 @@ class Choices:
             self.read[i] = item
         elif isinstance(item, Char):
             self.texts[i].append(item.text)
+            self.lengths[i] += len(item.text)
             self.tokens[i].append((item.text, item.logprob, item.top))
         elif isinstance(item, Done):
             self.done[i] = item
@@ -98,7 +100,7 @@ class Completion(Choices):
 
     def _offset(self, i: int) -> int:
         echoed = len(self.read[i].text) if self.asked.echo and self.read[i] else 0
-        return echoed + sum(len(t) for t in self.texts[i][:-1])
+        return echoed + self.lengths[i] - len(self.texts[i][-1])
 
     def piece(self, i: int, item) -> str:
         self.take(i, item)

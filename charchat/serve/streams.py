@@ -10,107 +10,25 @@ together agree with it to float rounding.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from charchat.chat.decoding import NGramIndex, banned_ids, beam_search, stop_hit
 from charchat.chat.engine import Engine
-from charchat.chat.sampling import distribution, log_softmax, next_char
+from charchat.chat.sampling import log_softmax, next_char, next_chars
 from charchat.modelfile import Model
+from charchat.serve.generation import Char, Generation, Read, alternatives
 from charchat.serve.prefixcache import DEFAULT_BYTES, PrefixCache
-from charchat.settings import Settings
 
 BACKLOG_MOST = 8192  # characters delivered and not yet taken: the stream waits for its client
 IDLE_WAIT = 0.002  # seconds the stepper sleeps while every stream waits for its client
-
-
-@dataclass(frozen=True)
-class Ask:
-    """One generation, its values already checked."""
-
-    prompt: str
-    length: int
-    settings: Settings = field(default_factory=Settings)
-    seed: int | None = None
-    stops: tuple[str, ...] = ()  # the text ends before the first of these it writes
-    top: int = 0  # alternatives reported per character (log-probabilities at T = 1)
-    drawn: bool = False  # ...or the distribution each character was drawn from (the page)
-    norepeat: int = 0
-    prompt_scores: bool = False  # each prompt character's log-probability too (echo)
-    pace: float = 0.0  # characters a second (the page: readable, so a slider acts at once)
-
-
-@dataclass(frozen=True)
-class Read:
-    text: str  # the prompt as the model read it
-    cached: int  # characters of it whose state came from the prefix cache
-    scores: tuple[float, ...] | None = None  # with prompt_scores
-    tops: tuple | None = None  # with prompt_scores and top: alternatives per character
-    seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class Char:
-    text: str
-    logprob: float  # nats, under the model at T = 1
-    entropy: float  # bits, of the distribution it was drawn from
-    temperature: float  # and mode: the settings it was drawn with
-    mode: str
-    top: tuple[tuple[str, float], ...] = ()  # (character, log-probability), likeliest first
-
-
-@dataclass(frozen=True)
-class Done:
-    reason: str  # "length", "stop", or "shutdown"
-    written: int
-    prompt_chars: int
-    read_seconds: float
-    write_seconds: float
-
-
-class Generation:
-    def __init__(self, ask: Ask, deliver):
-        self.ask, self.deliver = ask, deliver
-        self.settings = ask.settings  # the page may change them while it streams
-        self.rng = np.random.default_rng(ask.seed)
-        self.cancelled = False
-        self.backlog = 0  # delivered characters the client has not taken yet
-        self.state: np.ndarray | None = None
-        self.logits: np.ndarray | None = None
-        self.text = ""  # read and written so far (the prefix cache's key at the end)
-        self.read_chars, self.written = 0, 0
-        self.pending: list[Char] = []  # held back: they may begin a stop string
-        self.read_seconds, self.started = 0.0, 0.0
-        self.ngrams: NGramIndex | None = None
-        self.finished = False
-        self.next_at = 0.0  # paced: when the next character is due (time.perf_counter())
-
-    def cancel(self) -> None:
-        """The client went away: no more work for it."""
-        self.cancelled = True
-
-    def took(self, count: int) -> None:
-        self.backlog -= count
-
-    def done(self, reason: str) -> None:
-        if self.finished:
-            return
-        self.finished = True
-        seconds = time.perf_counter() - self.started
-        self.deliver(Done(reason, self.written, self.read_chars, self.read_seconds, seconds))
-
-
-def alternatives(logits, settings: Settings, count: int, drawn: bool) -> tuple:
-    if not count:
-        return ()
-    scores = np.log(distribution(logits, settings) + 1e-300) if drawn else log_softmax(logits)
-    order = np.argsort(-scores, kind="stable")[:count]
-    return tuple((int(i), float(scores[i])) for i in order)
+TOGETHER_FROM = 8  # fewer streams are stepped one by one (a product for 4 is no faster)
+SPLIT_FROM = 16  # this many or more: two halves stepped at once on two cores, if there are
 
 
 class ModelStreams:
@@ -128,6 +46,8 @@ class ModelStreams:
         self._closing = False
         self._open: set[Generation] = set()  # started and not yet done
         self.stepped = 0  # characters written, all streams together
+        two_cores = (os.cpu_count() or 1) > 1
+        self._helper = ThreadPoolExecutor(1, f"step2-{model.name}") if two_cores else None
         self._thread = threading.Thread(target=self._loop, name=f"step-{model.name}", daemon=True)
         self._thread.start()
 
@@ -147,6 +67,8 @@ class ModelStreams:
         self._wake.set()
         self._reading.shutdown(wait=True, cancel_futures=True)
         self._thread.join(timeout=5)
+        if self._helper is not None:
+            self._helper.shutdown(wait=True)
         for g in list(self._open):
             g.done("shutdown")
 
@@ -247,10 +169,7 @@ class ModelStreams:
         vocab = self.model.vocab
         self.stepped += len(streams)
         ids, finished = [], []
-        for g in streams:
-            settings = g.settings
-            banned = banned_ids(g.ngrams, vocab.index, len(vocab))[0] if g.ngrams else None
-            index, logprob, entropy = next_char(g.logits, settings, g.rng, banned)
+        for g, (index, logprob, entropy) in zip(streams, self._draw(streams), strict=True):
             char = vocab.chars[index]
             ids.append(index)
             g.text += char
@@ -266,6 +185,29 @@ class ModelStreams:
             self.cache.put(g.text, g.state)
             g.done(reason)
             self._open.discard(g)
+
+    def _draw(self, streams: list[Generation]) -> list[tuple]:
+        """(index, log-probability, entropy) for each stream's next character: those that
+        sample plainly are drawn together (the same characters as one by one)."""
+        vocab, drawn = self.model.vocab, [None] * len(streams)
+        plain = [
+            n
+            for n, g in enumerate(streams)
+            if g.ngrams is None and g.settings.mode == "sample" and not g.settings.is_greedy
+        ]
+        if len(plain) > 1:
+            together = next_chars(
+                np.stack([streams[n].logits for n in plain]),
+                np.array([streams[n].settings.temperature for n in plain]),
+                np.array([streams[n].rng.random() for n in plain]),
+            )
+            for n, index, logprob, entropy in zip(plain, *together, strict=True):
+                drawn[n] = (int(index), float(logprob), float(entropy))
+        for n, g in enumerate(streams):
+            if drawn[n] is None:
+                banned = banned_ids(g.ngrams, vocab.index, len(vocab))[0] if g.ngrams else None
+                drawn[n] = next_char(g.logits, g.settings, g.rng, banned)
+        return drawn
 
     def _emit(self, g: Generation, char: str, logprob: float, entropy: float) -> str | None:
         """Deliver the character, held back while it may begin a stop string (which the
@@ -295,12 +237,21 @@ class ModelStreams:
         return None
 
     def _feed(self, streams: list[Generation], ids: list[int]) -> None:
-        if len(streams) == 1:  # alone: exactly as the chat steps one stream
-            g, engine = streams[0], self.stepper
-            engine.state[...] = g.state
-            engine.feed(ids[0])
-            g.state, g.logits = engine.state.copy(), engine.logits().copy()
+        if len(streams) < TOGETHER_FROM:  # one by one: as fast, and exactly as the chat steps
+            engine = self.stepper
+            for g, i in zip(streams, ids, strict=True):
+                engine.state[...] = g.state
+                engine.feed(i)
+                g.state, g.logits = engine.state.copy(), engine.logits().copy()
             return
+        if self._helper is None or len(streams) < SPLIT_FROM:
+            return self._feed_together(streams, ids)
+        half = len(streams) // 2  # feed_batch leaves the engine as it was: two threads may
+        other = self._helper.submit(self._feed_together, streams[half:], ids[half:])
+        self._feed_together(streams[:half], ids[:half])
+        other.result()
+
+    def _feed_together(self, streams: list[Generation], ids: list[int]) -> None:
         states = np.stack([g.state for g in streams])
         states, logits = self.stepper.feed_batch(states, np.array(ids))
         for n, g in enumerate(streams):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from charchat import settings as spec
 from charchat.errors import CharchatError
-from charchat.serve.streams import Ask
+from charchat.serve.generation import Ask
 from charchat.settings import Settings
 
 MAX_TOKENS = 100_000

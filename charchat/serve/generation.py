@@ -1,0 +1,97 @@
+"""One generation's request and what it reports: a Read, then Chars, then one Done, each
+delivered through `deliver(item)` from the worker threads (streams.py)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from charchat.chat.decoding import NGramIndex
+from charchat.chat.sampling import distribution, log_softmax
+from charchat.settings import Settings
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One generation, its values already checked."""
+
+    prompt: str
+    length: int
+    settings: Settings = field(default_factory=Settings)
+    seed: int | None = None
+    stops: tuple[str, ...] = ()  # the text ends before the first of these it writes
+    top: int = 0  # alternatives reported per character (log-probabilities at T = 1)
+    drawn: bool = False  # ...or the distribution each character was drawn from (the page)
+    norepeat: int = 0
+    prompt_scores: bool = False  # each prompt character's log-probability too (echo)
+    pace: float = 0.0  # characters a second (the page: readable, so a slider acts at once)
+
+
+@dataclass(frozen=True)
+class Read:
+    text: str  # the prompt as the model read it
+    cached: int  # characters of it whose state came from the prefix cache
+    scores: tuple[float, ...] | None = None  # with prompt_scores
+    tops: tuple | None = None  # with prompt_scores and top: alternatives per character
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Char:
+    text: str
+    logprob: float  # nats, under the model at T = 1
+    entropy: float  # bits, of the distribution it was drawn from
+    temperature: float  # and mode: the settings it was drawn with
+    mode: str
+    top: tuple[tuple[str, float], ...] = ()  # (character, log-probability), likeliest first
+
+
+@dataclass(frozen=True)
+class Done:
+    reason: str  # "length", "stop", or "shutdown"
+    written: int
+    prompt_chars: int
+    read_seconds: float
+    write_seconds: float
+
+
+class Generation:
+    def __init__(self, ask: Ask, deliver):
+        self.ask, self.deliver = ask, deliver
+        self.settings = ask.settings  # the page may change them while it streams
+        self.rng = np.random.default_rng(ask.seed)
+        self.cancelled = False
+        self.backlog = 0  # delivered characters the client has not taken yet
+        self.state: np.ndarray | None = None
+        self.logits: np.ndarray | None = None
+        self.text = ""  # read and written so far (the prefix cache's key at the end)
+        self.read_chars, self.written = 0, 0
+        self.pending: list[Char] = []  # held back: they may begin a stop string
+        self.read_seconds, self.started = 0.0, 0.0
+        self.ngrams: NGramIndex | None = None
+        self.finished = False
+        self.next_at = 0.0  # paced: when the next character is due (time.perf_counter())
+
+    def cancel(self) -> None:
+        """The client went away: no more work for it."""
+        self.cancelled = True
+
+    def took(self, count: int) -> None:
+        self.backlog -= count
+
+    def done(self, reason: str) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        seconds = time.perf_counter() - self.started
+        self.deliver(Done(reason, self.written, self.read_chars, self.read_seconds, seconds))
+
+
+def alternatives(logits, settings: Settings, count: int, drawn: bool) -> tuple:
+    if not count:
+        return ()
+    scores = np.log(distribution(logits, settings) + 1e-300) if drawn else log_softmax(logits)
+    order = np.argsort(-scores, kind="stable")[:count]
+    return tuple((int(i), float(scores[i])) for i in order)
