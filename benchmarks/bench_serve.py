@@ -160,6 +160,47 @@ def engine_ceiling(model: str, counts: list[int]) -> dict:
     return rates
 
 
+def streams_alone(model: str, counts: list[int], chars: int) -> dict:
+    """Characters a second of the server's stepping (ModelStreams: the products, sampling,
+    the threads, every core it finds) with no HTTP and no client: each item is taken at once."""
+    import threading
+
+    from charchat.finding import resolve_model
+    from charchat.modelfile import load_model
+    from charchat.serve.generation import Ask, Done, Generation
+    from charchat.serve.streams import ModelStreams
+
+    streams = ModelStreams(load_model(resolve_model(model)))
+    rates = {}
+    try:
+        for count in counts:
+            finished = threading.Semaphore(0)
+
+            def taker(box: dict, finished=finished):
+                def take(item) -> None:
+                    if isinstance(item, Done):
+                        finished.release()
+                    else:
+                        box["g"].took(1)
+
+                return take
+
+            made = []
+            for seed in range(count):
+                box = {}
+                box["g"] = Generation(Ask("the will to power", chars, seed=seed), taker(box))
+                made.append(box["g"])
+            started = time.perf_counter()
+            for g in made:
+                streams.start(g)
+            for _ in made:
+                finished.acquire()
+            rates[count] = count * chars / (time.perf_counter() - started)
+    finally:
+        streams.close()
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="nietzsche")
@@ -178,6 +219,12 @@ def main() -> None:
     try:
         print(f"# {cpu_name()}, {os.cpu_count()} cores; model {name}; {args.chars} chars a stream")
         print(f"idle server: {memory_mb(server.pid, 'VmRSS'):.0f} MB resident")
+        alone = streams_alone(args.model, args.streams, args.chars)
+        print(
+            "streams stepped, no HTTP: "
+            + ", ".join(f"{c} {r:,.0f} chars/s (x{r / alone[1]:.1f})" for c, r in alone.items()),
+            flush=True,
+        )
         ceiling = engine_ceiling(args.model, [c for c in args.streams if c > 1])
         print(
             "arithmetic alone (one core, no HTTP): "

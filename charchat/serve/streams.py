@@ -28,7 +28,14 @@ from charchat.serve.prefixcache import DEFAULT_BYTES, PrefixCache
 BACKLOG_MOST = 8192  # characters delivered and not yet taken: the stream waits for its client
 IDLE_WAIT = 0.002  # seconds the stepper sleeps while every stream waits for its client
 TOGETHER_FROM = 8  # fewer streams are stepped one by one (a product for 4 is no faster)
-SPLIT_FROM = 16  # this many or more: two halves stepped at once on two cores, if there are
+PART_LEAST = 8  # with several cores, the streams are cut in parts of at least this many,
+# stepped at once on as many cores (feed_batch leaves the engine as it was)
+
+
+def usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 class ModelStreams:
@@ -46,8 +53,9 @@ class ModelStreams:
         self._closing = False
         self._open: set[Generation] = set()  # started and not yet done
         self.stepped = 0  # characters written, all streams together
-        two_cores = (os.cpu_count() or 1) > 1
-        self._helper = ThreadPoolExecutor(1, f"step2-{model.name}") if two_cores else None
+        self.cores = usable_cores()
+        helpers = self.cores - 1
+        self._helper = ThreadPoolExecutor(helpers, f"step-{model.name}") if helpers else None
         self._thread = threading.Thread(target=self._loop, name=f"step-{model.name}", daemon=True)
         self._thread.start()
 
@@ -244,12 +252,17 @@ class ModelStreams:
                 engine.feed(i)
                 g.state, g.logits = engine.state.copy(), engine.logits().copy()
             return
-        if self._helper is None or len(streams) < SPLIT_FROM:
+        parts = min(self.cores, len(streams) // PART_LEAST)
+        if parts < 2:
             return self._feed_together(streams, ids)
-        half = len(streams) // 2  # feed_batch leaves the engine as it was: two threads may
-        other = self._helper.submit(self._feed_together, streams[half:], ids[half:])
-        self._feed_together(streams[:half], ids[:half])
-        other.result()
+        cuts = [len(streams) * k // parts for k in range(parts + 1)]
+        others = [
+            self._helper.submit(self._feed_together, streams[a:b], ids[a:b])
+            for a, b in zip(cuts[1:-1], cuts[2:], strict=True)
+        ]
+        self._feed_together(streams[: cuts[1]], ids[: cuts[1]])
+        for other in others:
+            other.result()
 
     def _feed_together(self, streams: list[Generation], ids: list[int]) -> None:
         states = np.stack([g.state for g in streams])
