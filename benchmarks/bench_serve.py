@@ -62,6 +62,12 @@ def start_server(model: str, streams: int) -> tuple[subprocess.Popen, str]:
     return server, f"http://127.0.0.1:{found.group(2)}"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def memory_mb(pid: int, field: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -96,7 +102,7 @@ async def one_stream(http, model: str, prompt: str, chars: int, seed: int) -> tu
 
 async def concurrent(url: str, model: str, count: int, chars: int, round_: int) -> dict:
     async with client(url, count + 4) as http:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         results = await asyncio.gather(
             *(
                 one_stream(http, model, "the will to power", chars, 1000 * round_ + i)
@@ -104,6 +110,7 @@ async def concurrent(url: str, model: str, count: int, chars: int, round_: int) 
             )
         )
         seconds = time.perf_counter() - started
+        client_cores = (time.process_time() - cpu) / seconds
     firsts = sorted(r[0] for r in results)
     total = sum(r[1] for r in results)
     assert total == count * chars, (total, count * chars)
@@ -111,6 +118,7 @@ async def concurrent(url: str, model: str, count: int, chars: int, round_: int) 
         "chars_per_s": total / seconds,
         "first_p50": statistics.median(firsts),
         "first_p95": firsts[min(len(firsts) - 1, round(0.95 * (len(firsts) - 1)))],
+        "client_cores": client_cores,
     }
 
 
@@ -219,7 +227,7 @@ def main() -> None:
     try:
         print(f"# {cpu_name()}, {os.cpu_count()} cores; model {name}; {args.chars} chars a stream")
         print(f"idle server: {memory_mb(server.pid, 'VmRSS'):.0f} MB resident")
-        alone = streams_alone(args.model, args.streams, args.chars)
+        alone = streams_alone(args.model, sorted({1, *args.streams}), args.chars)
         print(
             "streams stepped, no HTTP: "
             + ", ".join(f"{c} {r:,.0f} chars/s (x{r / alone[1]:.1f})" for c, r in alone.items()),
@@ -236,17 +244,21 @@ def main() -> None:
         )
         rows = []
         for count in args.streams:
+            used, started = cpu_seconds(server.pid), time.perf_counter()
             runs = [
                 asyncio.run(concurrent(url, name, count, args.chars, r)) for r in range(args.rounds)
             ]
+            server_cores = (cpu_seconds(server.pid) - used) / (time.perf_counter() - started)
             row = {k: statistics.median(run[k] for run in runs) for k in runs[0]}
             row["streams"], row["rss"] = count, memory_mb(server.pid, "VmRSS")
+            row["server_cores"] = server_cores
             rows.append(row)
             print(
                 f"{count:>3} streams: {row['chars_per_s']:>8,.0f} chars/s "
                 f"(x{row['chars_per_s'] / rows[0]['chars_per_s']:.1f} of one), first char "
                 f"p50 {row['first_p50'] * 1000:.0f} ms, p95 {row['first_p95'] * 1000:.0f} ms, "
-                f"server {row['rss']:.0f} MB",
+                f"server {row['rss']:.0f} MB; cores used: server {row['server_cores']:.2f}, "
+                f"client {row['client_cores']:.2f}",
                 flush=True,
             )
         cache = asyncio.run(prefix_cache(url, name, corpus, args.rounds))

@@ -39,7 +39,7 @@ from charchat.serve.wire import (
 MAX_BODY = 1 << 20
 RETRY_AFTER = 1  # seconds a client turned away for too many streams is asked to wait
 DISCONNECT_POLL = 0.5  # seconds between checks that a non-streaming client is still there
-GATHER = 0.005  # seconds an unpaced stream's characters gather between writes
+GATHER = 0.02  # seconds an unpaced stream's characters gather between writes
 
 
 @dataclass
