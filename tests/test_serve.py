@@ -168,3 +168,26 @@ def test_too_many_streams_at_once_are_turned_away(client, server):
     assert wait_until(lambda: server[1].open_streams == 0)  # a closed stream frees its place
     allowed = client.post("/v1/completions", json={"model": "tiny", "max_tokens": 2})
     assert allowed.status_code == 200
+
+
+def test_beam_search_is_the_pipes_and_never_holds_up_other_prompts(client, server):
+    body = {"model": "tiny", "prompt": "the will", "max_tokens": 40, "mode": "beam"}
+    beam = client.post("/v1/completions", json=body | {"beam_width": 4}).json()
+    piped = subprocess.run(
+        [sys.executable, "-m", "charchat", "-m", str(client.path), "-n", "40"]
+        + ["--mode", "beam", "--beam", "4"],
+        input=b"the will\n",
+        capture_output=True,
+    )
+    assert beam["choices"][0]["text"] == piped.stdout.decode().rstrip("\n")
+    stopped = client.post("/v1/completions", json=body | {"stop": ["e"]}).json()["choices"][0]
+    assert "e" not in stopped["text"] and stopped["finish_reason"] == "stop"
+
+    streams = server[1].streams["tiny"]
+    long = body | {"max_tokens": 100_000, "beam_width": 64, "stream": True}
+    with client.stream("POST", "/v1/completions", json=long) as searching:
+        assert wait_until(lambda: streams.working == 1)
+        quick = client.post("/v1/completions", json={"model": "tiny", "max_tokens": 5})
+        assert quick.status_code == 200 and streams.working == 1  # read while it searches
+        assert searching.status_code == 200
+    assert wait_until(lambda: streams.working == 0)  # the search stopped with its client

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from charchat.chat.decoding import NGramIndex, banned_ids, beam_search, stop_hit
+from charchat.chat.decoding import NGramIndex, banned_ids, beam_search_steps, stop_hit
 from charchat.chat.engine import Engine
 from charchat.chat.sampling import log_softmax, next_char, next_chars
 from charchat.modelfile import Model
@@ -47,6 +47,8 @@ class ModelStreams:
         self.stepper = Engine(model)
         self.reader = Engine(model)
         self._reading = ThreadPoolExecutor(1, thread_name_prefix=f"read-{model.name}")
+        self._searching = ThreadPoolExecutor(1, thread_name_prefix=f"beam-{model.name}")
+        self.searcher = Engine(model)
         self._incoming: deque[Generation] = deque()
         self._wake = threading.Event()
         self._active: list[Generation] = []
@@ -74,6 +76,7 @@ class ModelStreams:
         self._closing = True
         self._wake.set()
         self._reading.shutdown(wait=True, cancel_futures=True)
+        self._searching.shutdown(wait=True, cancel_futures=True)
         self._thread.join(timeout=5)
         if self._helper is not None:
             self._helper.shutdown(wait=True)
@@ -121,26 +124,51 @@ class ModelStreams:
         if ask.norepeat:
             g.ngrams = NGramIndex(ask.norepeat, read)
         if ask.settings.mode == "beam":
-            return self._beam(g)
+            self._searching.submit(self._beam, g)
+            return None
         self._incoming.append(g)
         self._wake.set()
 
     def _beam(self, g: Generation) -> None:
-        """Beam search needs the whole continuation before its first character."""
-        engine = self.reader
-        found, _ = beam_search(engine, g.settings.beam_width, g.ask.length, "", g.ask.stops)
-        for i in found:
+        """Beam search needs the whole continuation before its first character; it runs on
+        its own thread, so prompts go on being read, and stops when its client goes."""
+        engine, ask = self.searcher, g.ask
+        engine.restore(g.state)
+        search = beam_search_steps(engine, g.settings.beam_width, ask.length, "", ask.stops)
+        while True:
+            if g.cancelled or self._closing:
+                return self._open.discard(g) if g.cancelled else g.done("shutdown")
+            try:
+                next(search)
+            except StopIteration as end:
+                found = end.value[0]
+                break
+        kept, reason = self._before_stop(found, ask.stops, ask.length)
+        for i in kept:
             if g.cancelled:
                 return self._open.discard(g)
             logits = engine.logits()
-            top = self._named(alternatives(logits, g.settings, g.ask.top, g.ask.drawn))
-            char = self.model.vocab.chars[i]
-            g.deliver(Char(char, float(log_softmax(logits)[i]), 0.0, 0.0, "beam", top))
+            top = self._named(alternatives(logits, g.settings, ask.top, ask.drawn))
+            g.backlog += 1
+            g.deliver(
+                Char(
+                    self.model.vocab.chars[i], float(log_softmax(logits)[i]), 0.0, 0.0, "beam", top
+                )
+            )
             g.written += 1
             engine.feed(i)
-        reason = "stop" if g.ask.stops and stop_hit(g.text, g.ask.stops) else "length"
-        g.done(reason if len(found) >= g.ask.length else "stop")
+        g.done(reason)
         self._open.discard(g)
+
+    def _before_stop(self, ids, stops, length: int) -> tuple[list, str]:
+        """The ids up to the first stop string (left out), and why the text ends there."""
+        text = ""
+        for n, i in enumerate(ids):
+            text += self.model.vocab.chars[i]
+            hit = stop_hit(text, stops) if stops else None
+            if hit:
+                return list(ids[: n + 1 - len(hit)]), "stop"
+        return list(ids), "length" if len(ids) >= length else "stop"  # every beam stopped
 
     def _named(self, pairs) -> tuple:
         return tuple((self.model.vocab.chars[i], score) for i, score in pairs)

@@ -84,7 +84,7 @@ def _stops(value, name: str) -> tuple[str, ...]:
 
 
 def sampling(values: dict, temperature_default: float) -> Settings:
-    """Settings from temperature, top_k, top_p, min_p and charchat's own mode. Without a
+    """Settings from temperature, top_k, top_p, min_p, charchat's own mode and beam_width. Without a
     mode, the one cut that is given picks it (top_k, then top_p below 1, then min_p)."""
     temperature = _number(
         values, "temperature", 0, spec.MAX_TEMPERATURE, default=temperature_default
@@ -92,6 +92,7 @@ def sampling(values: dict, temperature_default: float) -> Settings:
     top_k = _number(values, "top_k", 1, spec.TOP_K.high, whole=True)
     top_p = _number(values, "top_p", 0, 1)
     min_p = _number(values, "min_p", 0, 1)
+    beam_width = _number(values, "beam_width", 1, spec.BEAM_WIDTH.high, whole=True)
     mode = values.get("mode")
     if mode is not None and mode not in spec.MODES:
         raise WireError(400, f"mode must be one of: {', '.join(spec.MODES)}", "mode")
@@ -105,6 +106,7 @@ def sampling(values: dict, temperature_default: float) -> Settings:
         else:
             mode = "sample"
     fields = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "min_p": min_p}
+    fields["beam_width"] = beam_width
     return replace(Settings(), mode=mode, **{k: v for k, v in fields.items() if v is not None})
 
 
