@@ -1,11 +1,11 @@
 """A session as a picture: /save FILE.html and FILE.svg."""
 
 import re
-import shutil
 import subprocess
 from urllib.parse import unquote
 
 import pytest
+from browser import BROWSER, HEADLESS
 from conftest import random_model
 from pngfile import read_png
 
@@ -48,23 +48,6 @@ def test_an_existing_file_or_a_directory_is_refused(tmp_path):
         with pytest.raises(CommandError):
             list(session.handle(f"/save {target}"))
     assert (tmp_path / "s.html").read_text() == "mine"
-
-
-BROWSER = next(
-    (b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None
-)
-
-
-HEADLESS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-]
 
 
 @pytest.mark.skipif(BROWSER is None, reason="needs a headless chromium")
