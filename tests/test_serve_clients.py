@@ -189,3 +189,19 @@ def test_twenty_streams_stepped_together_write_what_each_writes_alone():
         assert len({g.text for g in together}) == 20
     finally:
         streams.close()
+
+
+def test_ollama_chat_streams_the_assistants_message(served):
+    client = ollama.Client(host=served[0])
+    messages = [{"role": "system", "content": "the"}, {"role": "user", "content": "will to"}]
+    options = {"seed": 6, "num_predict": 30}
+    parts = list(client.chat(model="tiny", messages=messages, options=options, stream=True))
+    assert all(p.message.role == "assistant" for p in parts) and parts[-1].done
+    assert parts[-1].done_reason == "length" and parts[-1].eval_count == 30
+    whole = client.chat(model="tiny:latest", messages=messages, options=options)
+    text = "".join(p.message.content for p in parts)
+    same = client.generate(model="tiny", prompt="the\nwill to", options=options)
+    assert text == whole.message.content == same.response and len(text) == 30
+    with pytest.raises(ollama.ResponseError) as refused:
+        client.chat(model="tiny", messages=[])
+    assert refused.value.status_code == 400 and "messages" in refused.value.error

@@ -31,6 +31,7 @@ from charchat.serve.wire import (
     WireError,
     chat_completions,
     completions,
+    ollama_chat,
     ollama_generate,
     page_request,
     sampling,
@@ -270,6 +271,9 @@ def create_app(serving: Serving, cors: str | None = None) -> Starlette:
             "/api/generate",
             generating(ollama_generate, formats.OllamaGenerate, ollama=True),
             methods=["POST"],
+        ),
+        Route(
+            "/api/chat", generating(ollama_chat, formats.OllamaChat, ollama=True), methods=["POST"]
         ),
         Route("/api/tags", ollama_tags),
         Route("/api/version", ollama_version),

@@ -204,7 +204,7 @@ class OllamaGenerate(Choices):
         return {
             "model": self.model,
             "created_at": _now(),
-            "response": "",
+            **self.text_field(""),
             "done": True,
             "done_reason": "length" if done.reason == "length" else "stop",
             "total_duration": int(done.write_seconds * 1e9),
@@ -218,7 +218,8 @@ class OllamaGenerate(Choices):
     def piece(self, i: int, item) -> str:
         self.take(i, item)
         if isinstance(item, Char):
-            line = {"model": self.model, "created_at": _now(), "response": item.text, "done": False}
+            line = {"model": self.model, "created_at": _now(), **self.text_field(item.text)}
+            line["done"] = False
         elif isinstance(item, Done):
             line = self._last(item)
         else:
@@ -229,7 +230,17 @@ class OllamaGenerate(Choices):
         return NO_EVENT
 
     def whole(self) -> dict:
-        return self._last(self.done[0]) | {"response": "".join(self.texts[0])}
+        return self._last(self.done[0]) | self.text_field("".join(self.texts[0]))
+
+    def text_field(self, text: str) -> dict:
+        return {"response": text}
+
+
+class OllamaChat(OllamaGenerate):
+    """POST /api/chat: the same lines, the text as the assistant's message."""
+
+    def text_field(self, text: str) -> dict:
+        return {"message": {"role": "assistant", "content": text}}
 
 
 class PageStream(Choices):

@@ -213,6 +213,11 @@ def ollama_generate(body: dict) -> Request:
     return Request(model.removesuffix(":latest"), asks, _flag(body, "stream", True))
 
 
+def ollama_chat(body: dict) -> Request:
+    """POST /api/chat: the messages joined by newlines, then as /api/generate."""
+    return ollama_generate(body | {"prompt": chat_prompt(body.get("messages"))})
+
+
 PAGE_ALTERNATIVES = 10  # of the distribution each character was drawn from, for the chart
 
 
