@@ -114,16 +114,20 @@ class Browser:
     def type(self, text: str) -> None:
         self.send("Input.insertText", text=text)
 
-    def press_enter(self) -> None:
+    def press(self, key: str, code: int, text: str = "") -> None:
+        """A key pressed and let go (code: its Windows virtual-key code, as DevTools wants)."""
         for kind in ("keyDown", "keyUp"):
             self.send(
                 "Input.dispatchKeyEvent",
                 type=kind,
-                key="Enter",
-                code="Enter",
-                windowsVirtualKeyCode=13,
-                text="\r" if kind == "keyDown" else "",
+                key=key,
+                code=key,
+                windowsVirtualKeyCode=code,
+                text=text if kind == "keyDown" else "",
             )
+
+    def press_enter(self) -> None:
+        self.press("Enter", 13, "\r")
 
     def close(self) -> None:
         with contextlib.suppress(AssertionError, OSError):

@@ -3,13 +3,14 @@ a typed prompt streams, a click on the temperature slider mid-stream changes the
 of the characters that follow (and of none before), and stop and undo do what they say."""
 
 import json
+import re
 
 import pytest
 
 pytest.importorskip("uvicorn")
 from browser import BROWSER, Browser  # noqa: E402
 from conftest import random_model  # noqa: E402
-from live_server import live_server  # noqa: E402
+from live_server import live_server, wait_until  # noqa: E402
 
 from charchat.serve.wire import PAGE_ALTERNATIVES  # noqa: E402
 
@@ -58,10 +59,32 @@ def test_the_page_streams_and_its_slider_acts_on_the_next_characters(tmp_path):
             entropy = browser.evaluate("document.getElementById('entropy').textContent")
             assert entropy.startswith("entropy: ") and f"T {chosen}" in entropy.replace(".50", ".5")
 
+            browser.evaluate("document.getElementById('mode').focus()")
+            browser.press("ArrowDown", 40)  # sample -> greedy, from the keyboard
+            assert browser.evaluate("document.getElementById('mode').value") == "greedy"
+            changed = browser.evaluate(f"{SPANS}.length")
+            browser.wait_for(f"{SPANS}.length >= {changed + 20}")
+            modes = browser.evaluate(f"{SPANS}.map(s => s.dataset.mode)")
+            first_greedy = modes.index("greedy")
+            assert set(modes[:first_greedy]) == {"sample"} and set(modes[first_greedy:]) == {
+                "greedy"
+            }
+            assert changed <= first_greedy <= changed + 10
+
             browser.click(*centre(browser, "#stop"))
             browser.wait_for("document.getElementById('status').textContent === 'stopped'")
             stopped = browser.evaluate(f"{SPANS}.length")
             assert browser.evaluate("document.getElementById('stop').disabled")
+            assert wait_until(lambda: serving.open_streams == 0)
+            browser.click(*centre(browser, "#continue"))  # from the text as it stands...
+            browser.wait_for(f"{SPANS}.length >= {stopped + 5}")
+            status = browser.evaluate("document.getElementById('status').textContent")
+            read = re.fullmatch(r"writing \((\d+) of (\d+) read from cache\)", status)
+            assert read and read[1] == read[2] == str(len("the will") + stopped)  # ...not reread
+            browser.click(*centre(browser, "#stop"))
+            browser.wait_for("document.getElementById('status').textContent === 'stopped'")
+            browser.click(*centre(browser, "#undo"))  # the continuation goes
+            assert browser.evaluate(f"{SPANS}.length") == stopped
             browser.click(*centre(browser, "#undo"))
             assert browser.evaluate("document.getElementById('text').textContent") == ""
             assert stopped >= before + 20

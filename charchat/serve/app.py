@@ -170,7 +170,7 @@ def generating(parse, shape, ollama: bool = False):
                 serving.page_streams.pop(shaper.id, None)
                 serving.open_streams -= len(generations)
                 for g in generations:
-                    g.cancel()
+                    streams.cancel(g)
 
         if asked.stream:
             media = "application/x-ndjson" if ollama else "text/event-stream"

@@ -4,13 +4,16 @@ delivered through `deliver(item)` from the worker threads (streams.py)."""
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from charchat.chat.decoding import NGramIndex
+from charchat.chat.decoding import NGramIndex, stop_hit
 from charchat.chat.sampling import distribution, log_softmax
 from charchat.settings import Settings
+
+RECENT_STATES = 16
 
 
 @dataclass(frozen=True)
@@ -73,10 +76,19 @@ class Generation:
         self.ngrams: NGramIndex | None = None
         self.finished = False
         self.next_at = 0.0  # paced: when the next character is due (time.perf_counter())
+        # Paced (the page): the last few states, by text length. A reader stops at what it has
+        # seen, a few characters behind the writing; its next request starts from there.
+        self.recent: deque | None = deque(maxlen=RECENT_STATES) if ask.pace else None
 
     def cancel(self) -> None:
         """The client went away: no more work for it."""
         self.cancelled = True
+
+    def stepped(self, state: np.ndarray, logits: np.ndarray) -> None:
+        """The state of having read self.text, and the logits of what comes next."""
+        self.state, self.logits = state, logits
+        if self.recent is not None:
+            self.recent.append((len(self.text), state))
 
     def took(self, count: int) -> None:
         self.backlog -= count
@@ -95,3 +107,14 @@ def alternatives(logits, settings: Settings, count: int, drawn: bool) -> tuple:
     scores = np.log(distribution(logits, settings) + 1e-300) if drawn else log_softmax(logits)
     order = np.argsort(-scores, kind="stable")[:count]
     return tuple((int(i), float(scores[i])) for i in order)
+
+
+def before_stop(ids, chars, stops, length: int) -> tuple[list, str]:
+    """A beam's ids up to its first stop string (left out), and why its text ends there."""
+    text = ""
+    for n, i in enumerate(ids):
+        text += chars[i]
+        hit = stop_hit(text, stops) if stops else None
+        if hit:
+            return list(ids[: n + 1 - len(hit)]), "stop"
+    return list(ids), "length" if len(ids) >= length else "stop"  # every beam stopped

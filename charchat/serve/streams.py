@@ -22,7 +22,7 @@ from charchat.chat.decoding import NGramIndex, banned_ids, beam_search_steps, st
 from charchat.chat.engine import Engine
 from charchat.chat.sampling import log_softmax, next_char, next_chars
 from charchat.modelfile import Model
-from charchat.serve.generation import Char, Generation, Read, alternatives
+from charchat.serve.generation import Char, Generation, Read, alternatives, before_stop
 from charchat.serve.prefixcache import DEFAULT_BYTES, PrefixCache
 
 BACKLOG_MOST = 8192  # characters delivered and not yet taken: the stream waits for its client
@@ -65,6 +65,15 @@ class ModelStreams:
         generation.started = time.perf_counter()
         self._open.add(generation)
         self._reading.submit(self._read, generation)
+
+    def cancel(self, g: Generation) -> None:
+        """Its client went away: no more work. What it wrote stays in the prefix cache (the
+        stepper puts it); a paced one's last states go in now, since its reader stopped a
+        few characters behind the writing and may send that text back (the page's Continue)."""
+        g.cancel()
+        if not g.finished:
+            for length, state in list(g.recent or ()):  # pairs the stepper made whole
+                self.cache.put(g.text[:length], state)
 
     @property
     def working(self) -> int:
@@ -143,7 +152,7 @@ class ModelStreams:
             except StopIteration as end:
                 found = end.value[0]
                 break
-        kept, reason = self._before_stop(found, ask.stops, ask.length)
+        kept, reason = before_stop(found, self.model.vocab.chars, ask.stops, ask.length)
         for i in kept:
             if g.cancelled:
                 return self._open.discard(g)
@@ -159,16 +168,6 @@ class ModelStreams:
             engine.feed(i)
         g.done(reason)
         self._open.discard(g)
-
-    def _before_stop(self, ids, stops, length: int) -> tuple[list, str]:
-        """The ids up to the first stop string (left out), and why the text ends there."""
-        text = ""
-        for n, i in enumerate(ids):
-            text += self.model.vocab.chars[i]
-            hit = stop_hit(text, stops) if stops else None
-            if hit:
-                return list(ids[: n + 1 - len(hit)]), "stop"
-        return list(ids), "length" if len(ids) >= length else "stop"  # every beam stopped
 
     def _named(self, pairs) -> tuple:
         return tuple((self.model.vocab.chars[i], score) for i, score in pairs)
@@ -186,6 +185,7 @@ class ModelStreams:
             for g in self._active:
                 if g.cancelled:
                     self._open.discard(g)
+                    self.cache.put(g.text, g.state)
             self._active = [g for g in self._active if not g.cancelled]
             now = time.perf_counter()
             ready = [g for g in self._active if g.backlog < BACKLOG_MOST and g.next_at <= now]
@@ -278,7 +278,7 @@ class ModelStreams:
             for g, i in zip(streams, ids, strict=True):
                 engine.state[...] = g.state
                 engine.feed(i)
-                g.state, g.logits = engine.state.copy(), engine.logits().copy()
+                g.stepped(engine.state.copy(), engine.logits().copy())
             return
         parts = min(self.cores, len(streams) // PART_LEAST)
         if parts < 2:
@@ -296,4 +296,4 @@ class ModelStreams:
         states = np.stack([g.state for g in streams])
         states, logits = self.stepper.feed_batch(states, np.array(ids))
         for n, g in enumerate(streams):
-            g.state, g.logits = states[n], logits[n]
+            g.stepped(states[n], logits[n])
