@@ -191,3 +191,16 @@ def test_beam_search_is_the_pipes_and_never_holds_up_other_prompts(client, serve
         assert quick.status_code == 200 and streams.working == 1  # read while it searches
         assert searching.status_code == 200
     assert wait_until(lambda: streams.working == 0)  # the search stopped with its client
+
+
+def test_a_long_prompt_holds_up_no_other_and_stops_with_its_client():
+    wide = random_model(hidden=256, seed=3)  # reads some 25,000 characters a second
+    with live_server({"wide": wide}) as (url, serving), httpx.Client(base_url=url) as http:
+        streams = serving.streams["wide"]
+        body = {"model": "wide", "prompt": "the will " * 55_000, "max_tokens": 1, "stream": True}
+        with http.stream("POST", "/v1/completions", json=body, timeout=120) as reading:
+            assert reading.status_code == 200 and wait_until(lambda: streams.working == 1)
+            quick = http.post("/v1/completions", json={"model": "wide", "prompt": "the"})
+            assert quick.status_code == 200 and len(quick.json()["choices"][0]["text"]) == 16
+            assert streams.working == 1  # the long prompt is still being read
+        assert wait_until(lambda: streams.working == 0)  # and stops with its client

@@ -161,20 +161,21 @@ def test_openai_errors_come_as_the_clients_exceptions(oa, served):
 def test_twenty_streams_stepped_together_write_what_each_writes_alone():
     """The batched path (a product for all, halves on two threads, sampling drawn together)
     against the same streams stepped one at a time."""
+    from charchat.chat.engine import Engine
     from charchat.serve.generation import Ask, Generation
     from charchat.serve.streams import ModelStreams
 
     model = random_model()
-    streams = ModelStreams(model)
+    streams, reader = ModelStreams(model), Engine(model)
     try:
 
         def generations(count: int) -> list:
             made = []
             for seed in range(count):
                 g = Generation(Ask("the will", 1000, seed=seed), lambda item: None)
-                streams.reader.reset()
-                streams.reader.feed_many(model.vocab.encode("the will").ids)
-                g.state, g.logits = streams.reader.state.copy(), streams.reader.logits().copy()
+                reader.reset()
+                reader.feed_many(model.vocab.encode("the will").ids)
+                g.state, g.logits = reader.state.copy(), reader.logits().copy()
                 g.text = "the will"
                 made.append(g)
             return made

@@ -90,6 +90,32 @@ class Generation:
         if self.recent is not None:
             self.recent.append((len(self.text), state))
 
+    def emit(self, char: str, logprob: float, entropy: float, top: tuple) -> str | None:
+        """Deliver the character, held back while it may begin a stop string (which the
+        text never includes); the reason the stream ends here, if it does."""
+        g, ask, settings = self, self.ask, self.settings
+        item = Char(char, logprob, entropy, settings.temperature, settings.mode, top)
+        if not ask.stops:
+            g.backlog += 1
+            g.deliver(item)
+            return "length" if g.written >= ask.length else None
+        g.pending.append(item)
+        held = "".join(c.text for c in g.pending)
+        hit = stop_hit(held, ask.stops)
+        if hit:
+            g.pending = g.pending[: len(held) - len(hit)]
+        while g.pending and (hit or not any(s.startswith(held) for s in ask.stops)):
+            g.backlog += 1
+            g.deliver(g.pending.pop(0))
+            held = held[1:]
+        if hit:
+            return "stop"
+        if g.written >= ask.length:
+            for item in g.pending:  # the length ran out before any stop string came
+                g.deliver(item)
+            return "length"
+        return None
+
     def took(self, count: int) -> None:
         self.backlog -= count
 
@@ -118,3 +144,19 @@ def before_stop(ids, chars, stops, length: int) -> tuple[list, str]:
         if hit:
             return list(ids[: n + 1 - len(hit)]), "stop"
     return list(ids), "length" if len(ids) >= length else "stop"  # every beam stopped
+
+
+def score_prompt(engine, ids, ask: Ask, chars, stopped) -> tuple[list, list] | None:
+    """Each prompt character's log-probability, the first from the model's starting state
+    (as `charchat eval` scores it), and the top alternatives; None if stopped() came true."""
+    engine.reset()
+    scores, tops = [], []
+    for n, i in enumerate(ids):
+        if n % 1024 == 0 and stopped():
+            return None
+        logits = engine.logits()
+        scores.append(float(log_softmax(logits)[i]))
+        top = alternatives(logits, ask.settings, ask.top, False)
+        tops.append(tuple((chars[c], score) for c, score in top))
+        engine.feed(i)
+    return scores, tops

@@ -2,7 +2,7 @@
 matrix product per layer serves all of them at each step.
 
 Pure of HTTP. A Generation reports through `deliver(item)` (a Read, then Chars, then one
-Done), called from worker threads: a reader thread reads prompts (from the prefix cache's
+Done), called from worker threads: reader threads read prompts (from the prefix cache's
 state where one fits), the stepper thread writes. A stream alone is stepped exactly as the
 chat steps one (`echo PROMPT | charchat -n N --seed S` writes the same text); streams stepped
 together agree with it to float rounding.
@@ -11,6 +11,7 @@ together agree with it to float rounding.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 from collections import deque
@@ -18,16 +19,24 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from charchat.chat.decoding import NGramIndex, banned_ids, beam_search_steps, stop_hit
+from charchat.chat.decoding import NGramIndex, banned_ids, beam_search_steps
 from charchat.chat.engine import Engine
 from charchat.chat.sampling import log_softmax, next_char, next_chars
 from charchat.modelfile import Model
-from charchat.serve.generation import Char, Generation, Read, alternatives, before_stop
+from charchat.serve.generation import (
+    Char,
+    Generation,
+    Read,
+    alternatives,
+    before_stop,
+    score_prompt,
+)
 from charchat.serve.prefixcache import DEFAULT_BYTES, PrefixCache
 
 BACKLOG_MOST = 8192  # characters delivered and not yet taken: the stream waits for its client
 IDLE_WAIT = 0.002  # seconds the stepper sleeps while every stream waits for its client
 TOGETHER_FROM = 8  # fewer streams are stepped one by one (a product for 4 is no faster)
+READERS_MOST = 4  # prompts read at once per model (each reader has its own engine)
 PART_LEAST = 8  # with several cores, the streams are cut in parts of at least this many,
 # stepped at once on as many cores (feed_batch leaves the engine as it was)
 
@@ -39,14 +48,19 @@ def usable_cores() -> int:
 
 
 class ModelStreams:
-    """The streams of one model: a reader thread, a stepper thread, a prefix cache."""
+    """The streams of one model: reader threads, a stepper thread (and helpers, one per
+    further core), a beam-search thread, a prefix cache."""
 
     def __init__(self, model: Model, cache_bytes: int = DEFAULT_BYTES):
         self.model = model
         self.cache = PrefixCache(cache_bytes)
         self.stepper = Engine(model)
-        self.reader = Engine(model)
-        self._reading = ThreadPoolExecutor(1, thread_name_prefix=f"read-{model.name}")
+        self.cores = usable_cores()
+        readers = max(2, min(READERS_MOST, self.cores))
+        self._readers: queue.SimpleQueue[Engine] = queue.SimpleQueue()
+        for _ in range(readers):
+            self._readers.put(Engine(model))
+        self._reading = ThreadPoolExecutor(readers, thread_name_prefix=f"read-{model.name}")
         self._searching = ThreadPoolExecutor(1, thread_name_prefix=f"beam-{model.name}")
         self.searcher = Engine(model)
         self._incoming: deque[Generation] = deque()
@@ -55,7 +69,6 @@ class ModelStreams:
         self._closing = False
         self._open: set[Generation] = set()  # started and not yet done
         self.stepped = 0  # characters written, all streams together
-        self.cores = usable_cores()
         helpers = self.cores - 1
         self._helper = ThreadPoolExecutor(helpers, f"step-{model.name}") if helpers else None
         self._thread = threading.Thread(target=self._loop, name=f"step-{model.name}", daemon=True)
@@ -95,25 +108,28 @@ class ModelStreams:
     # ------------------------------------------------------------ reading
 
     def _read(self, g: Generation) -> None:
-        if self._closing:
-            return g.done("shutdown")
-        if g.cancelled:
-            return self._open.discard(g)
+        engine = self._readers.get()  # one of several: a long prompt holds up no other
+        try:
+            self._read_with(engine, g)
+        finally:
+            self._readers.put(engine)
+
+    def _read_with(self, engine: Engine, g: Generation) -> None:
+        if self._closing or g.cancelled:
+            return self._open.discard(g) if g.cancelled else g.done("shutdown")
         started = time.perf_counter()
-        vocab, engine, ask = self.model.vocab, self.reader, g.ask
+        vocab, ask = self.model.vocab, g.ask
         ids = vocab.encode(ask.prompt).ids
         read = vocab.decode(ids)
         scores = tops = None
         cached = 0
         if ask.prompt_scores:
-            engine.reset()
-            scores, tops = [], []
-            for i in ids:  # the first from the model's starting state, as `charchat eval`
-                scores.append(float(log_softmax(engine.logits())[i]))
-                tops.append(
-                    self._named(alternatives(engine.logits(), ask.settings, ask.top, False))
-                )
-                engine.feed(i)
+            scored = score_prompt(
+                engine, ids, ask, vocab.chars, lambda: g.cancelled or self._closing
+            )
+            if scored is None:
+                return self._open.discard(g) if g.cancelled else g.done("shutdown")
+            scores, tops = scored
         else:
             cached, state = self.cache.longest_prefix(read)
             engine.restore(engine.initial if state is None else state)
@@ -212,7 +228,8 @@ class ModelStreams:
             g.written += 1
             if g.ngrams is not None:
                 g.ngrams.extend(char)
-            reason = self._emit(g, char, logprob, entropy)
+            top = self._named(alternatives(g.logits, g.settings, g.ask.top, g.ask.drawn))
+            reason = g.emit(char, logprob, entropy, top)
             if reason:
                 finished.append((g, reason))
         self._feed(streams, ids)
@@ -244,33 +261,6 @@ class ModelStreams:
                 banned = banned_ids(g.ngrams, vocab.index, len(vocab))[0] if g.ngrams else None
                 drawn[n] = next_char(g.logits, g.settings, g.rng, banned)
         return drawn
-
-    def _emit(self, g: Generation, char: str, logprob: float, entropy: float) -> str | None:
-        """Deliver the character, held back while it may begin a stop string (which the
-        text never includes); the reason the stream ends here, if it does."""
-        ask, settings = g.ask, g.settings
-        top = self._named(alternatives(g.logits, settings, ask.top, ask.drawn))
-        item = Char(char, logprob, entropy, settings.temperature, settings.mode, top)
-        if not ask.stops:
-            g.backlog += 1
-            g.deliver(item)
-            return "length" if g.written >= ask.length else None
-        g.pending.append(item)
-        held = "".join(c.text for c in g.pending)
-        hit = stop_hit(held, ask.stops)
-        if hit:
-            g.pending = g.pending[: len(held) - len(hit)]
-        while g.pending and (hit or not any(s.startswith(held) for s in ask.stops)):
-            g.backlog += 1
-            g.deliver(g.pending.pop(0))
-            held = held[1:]
-        if hit:
-            return "stop"
-        if g.written >= ask.length:
-            for item in g.pending:  # the length ran out before any stop string came
-                g.deliver(item)
-            return "length"
-        return None
 
     def _feed(self, streams: list[Generation], ids: list[int]) -> None:
         if len(streams) < TOGETHER_FROM:  # one by one: as fast, and exactly as the chat steps
