@@ -55,3 +55,16 @@ def test_a_model_without_a_learned_initial_state_starts_at_zero():
     engine.feed_many([1, 2, 3])
     engine.reset()
     assert not engine.state.any()
+
+
+def test_twins_share_the_weights_and_step_apart(tiny_model):
+    first = Engine(tiny_model)
+    twin, alone = first.twin(), Engine(tiny_model)
+    assert twin.w_first is first.w_first and twin.state is not first.state
+    ids = tiny_model.vocab.encode("the will to power").ids
+    for i in ids:
+        twin.feed(i)
+        alone.feed(i)
+    assert np.array_equal(twin.state, alone.state)
+    assert np.array_equal(twin.logits(), alone.logits())
+    assert np.array_equal(first.state, first.initial)  # untouched by its twin's stepping

@@ -12,6 +12,8 @@ The same maths as torch.nn.LSTM, rearranged for one character at a time:
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from charchat.modelfile import Model
@@ -67,12 +69,25 @@ class Engine:
                 model.tensors["initial_h"],
                 model.tensors["initial_c"],
             )
+        self._own_buffers()
+
+    def _own_buffers(self) -> None:
+        """The state and the scratch space one stepping engine needs for itself."""
+        h = self.hidden
         self.state = self.initial.copy()
         self._h_flat = self.state[0].reshape(-1)
         self._gates = np.empty(4 * h, dtype=np.float32)
         self._scratch = np.empty(h, dtype=np.float32)
         self._logits = np.empty(len(self.vocab), dtype=np.float32)
         self._logits_valid = False
+
+    def twin(self) -> Engine:
+        """Another engine on the same weights (not copied: threads that each step their own
+        engine share them), from the starting state. Only for weights that stay as loaded:
+        load_weights on one would leave the other half old."""
+        other = copy.copy(self)
+        other._own_buffers()
+        return other
 
     def load_weights(self, t: dict[str, np.ndarray]) -> None:
         """Take these weights (a model file's tensors), in place; the state is kept. Learning

@@ -59,10 +59,10 @@ class ModelStreams:
         readers = max(2, min(READERS_MOST, self.cores))
         self._readers: queue.SimpleQueue[Engine] = queue.SimpleQueue()
         for _ in range(readers):
-            self._readers.put(Engine(model))
+            self._readers.put(self.stepper.twin())
         self._reading = ThreadPoolExecutor(readers, thread_name_prefix=f"read-{model.name}")
         self._searching = ThreadPoolExecutor(1, thread_name_prefix=f"beam-{model.name}")
-        self.searcher = Engine(model)
+        self.searcher = self.stepper.twin()
         self._incoming: deque[Generation] = deque()
         self._wake = threading.Event()
         self._active: list[Generation] = []
