@@ -156,14 +156,15 @@ def generating(parse, shape, ollama: bool = False):
                 finished = 0
                 while finished < len(generations):
                     taken = await outlet.batch()
-                    out = []
+                    out, wrote = [], False
                     for i, item in taken:
                         if isinstance(item, Char):
                             generations[i].took(1)
+                            wrote = True
                         finished += isinstance(item, Done)
                         out.append(shaper.piece(i, item))
                     yield "".join(out)
-                    if not paced:  # let a few characters gather: one write, not one each
+                    if wrote and not paced:  # let characters gather: one write, not one each
                         await asyncio.sleep(GATHER)
                 yield shaper.end()
             finally:
