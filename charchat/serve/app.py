@@ -209,27 +209,27 @@ def check_key(request: Request, serving: Serving) -> None:
         raise WireError(401, "a valid API key is needed (Authorization: Bearer KEY)")
 
 
-async def list_models(request: Request) -> Response:
-    serving: Serving = request.app.state.serving
+def refusal(request: Request, ollama: bool) -> Response | None:
+    """The 401 answer when an API key is wanted and not given; None when all is well."""
     try:
-        check_key(request, serving)
+        check_key(request, request.app.state.serving)
     except WireError as e:
-        return error_response(e.status, e.message, False)
-    created = int(time.time())
-    data = [
-        {"id": name, "object": "model", "created": created, "owned_by": "charchat"}
-        for name in serving.models
-    ]
+        return error_response(e.status, e.message, ollama)
+    return None
+
+
+async def list_models(request: Request) -> Response:
+    if refused := refusal(request, ollama=False):
+        return refused
+    model = {"object": "model", "created": int(time.time()), "owned_by": "charchat"}
+    data = [{"id": name} | model for name in request.app.state.serving.models]
     return JSONResponse({"object": "list", "data": data})
 
 
 async def ollama_tags(request: Request) -> Response:
-    serving: Serving = request.app.state.serving
-    try:
-        check_key(request, serving)
-    except WireError as e:
-        return error_response(e.status, e.message, True)
-    return JSONResponse({"models": serving.tags})
+    if refused := refusal(request, ollama=True):
+        return refused
+    return JSONResponse({"models": request.app.state.serving.tags})
 
 
 async def ollama_version(request: Request) -> Response:

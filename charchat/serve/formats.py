@@ -64,6 +64,11 @@ class Choices:
             "total_tokens": len(prompt) + written,
         }
 
+    def _envelope(self, kind: str, choices: list) -> dict:
+        """OpenAI's object around the choices."""
+        body = {"id": self.id, "object": kind, "created": self.created, "model": self.model}
+        return body | {"choices": choices}
+
     def end(self) -> str:
         return "data: [DONE]\n\n"
 
@@ -90,13 +95,7 @@ class Completion(Choices):
 
     def _chunk(self, i: int, text: str, logprobs, reason) -> dict:
         choice = {"text": text, "index": i, "logprobs": logprobs, "finish_reason": reason}
-        return {
-            "id": self.id,
-            "object": "text_completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": [choice],
-        }
+        return self._envelope("text_completion", [choice])
 
     def _offset(self, i: int) -> int:
         echoed = len(self.read[i].text) if self.asked.echo and self.read[i] else 0
@@ -130,8 +129,7 @@ class Completion(Choices):
             choice = self._chunk(i, echoed + "".join(self.texts[i]), logprobs, None)["choices"][0]
             choice["finish_reason"] = finish_reason(self.done[i])
             choices.append(choice | self.extra(self.done[i]))
-        body = self._chunk(0, "", None, None) | {"choices": choices, "usage": self.usage()}
-        return body
+        return self._envelope("text_completion", choices) | {"usage": self.usage()}
 
 
 def _chat_token(char: str, logprob: float, top) -> dict:
@@ -152,13 +150,7 @@ class ChatCompletion(Choices):
 
     def _chunk(self, i: int, delta: dict, logprobs, reason) -> dict:
         choice = {"index": i, "delta": delta, "logprobs": logprobs, "finish_reason": reason}
-        return {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [choice],
-        }
+        return self._envelope("chat.completion.chunk", [choice])
 
     def piece(self, i: int, item) -> str:
         self.take(i, item)
@@ -183,14 +175,7 @@ class ChatCompletion(Choices):
             choice = {"index": i, "message": message, "logprobs": logprobs}
             choice["finish_reason"] = finish_reason(self.done[i])
             choices.append(choice | self.extra(self.done[i]))
-        return {
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": choices,
-            "usage": self.usage(),
-        }
+        return self._envelope("chat.completion", choices) | {"usage": self.usage()}
 
 
 def _now() -> str:
