@@ -88,6 +88,13 @@ class ModelStreams:
             for length, state in list(g.recent or ()):  # pairs the stepper made whole
                 self.cache.put(g.text[:length], state)
 
+    def _abandon(self, g: Generation) -> None:
+        """Stopped before its end: dropped if its client went, else told of the shutdown."""
+        if g.cancelled:
+            self._open.discard(g)
+        else:
+            g.done("shutdown")
+
     @property
     def working(self) -> int:
         """Streams started and not yet done or cancelled."""
@@ -116,7 +123,7 @@ class ModelStreams:
 
     def _read_with(self, engine: Engine, g: Generation) -> None:
         if self._closing or g.cancelled:
-            return self._open.discard(g) if g.cancelled else g.done("shutdown")
+            return self._abandon(g)
         started = time.perf_counter()
         vocab, ask = self.model.vocab, g.ask
         ids = vocab.encode(ask.prompt).ids
@@ -128,14 +135,14 @@ class ModelStreams:
                 engine, ids, ask, vocab.chars, lambda: g.cancelled or self._closing
             )
             if scored is None:
-                return self._open.discard(g) if g.cancelled else g.done("shutdown")
+                return self._abandon(g)
             scores, tops = scored
         else:
             cached, state = self.cache.longest_prefix(read)
             engine.restore(engine.initial if state is None else state)
             for _ in engine.prime(ids[cached:]):
                 if g.cancelled or self._closing:
-                    return self._open.discard(g) if g.cancelled else g.done("shutdown")
+                    return self._abandon(g)
             self.cache.put(read, engine.state)
         g.state, g.logits = engine.state.copy(), engine.logits().copy()
         g.text, g.read_chars = read, len(read)
@@ -162,7 +169,7 @@ class ModelStreams:
         search = beam_search_steps(engine, g.settings.beam_width, ask.length, "", ask.stops)
         while True:
             if g.cancelled or self._closing:
-                return self._open.discard(g) if g.cancelled else g.done("shutdown")
+                return self._abandon(g)
             try:
                 next(search)
             except StopIteration as end:
